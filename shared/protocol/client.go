@@ -64,9 +64,9 @@ func (c *Client) call(ctx context.Context, op Op, token string, body, reply any,
 			return wrap(err)
 		}
 	}
-	if err := st.CloseWrite(); err != nil {
-		return wrap(err)
-	}
+	// The coordinator may answer, and stop reading, before our end of
+	// the stream is closed; its answer says more than a close error.
+	st.CloseWrite()
 	if err := ReadFrame(st, &resp); err != nil {
 		return wrap(err)
 	}

@@ -1,0 +1,375 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"html/template"
+	"io"
+	"net/http"
+	"path"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/sparegrid/sparegrid/coordinator/store"
+	"github.com/sparegrid/sparegrid/shared/dep8"
+	"github.com/sparegrid/sparegrid/shared/protocol"
+)
+
+// Source is the JSON form of an uploaded source package.
+type Source struct {
+	SHA256 string `json:"sha256"`
+	Size   int64  `json:"size"`
+	Kind   string `json:"kind"`
+	Entry  string `json:"entry"`
+}
+
+// Blob is the JSON form of an uploaded log or artifact.
+type Blob struct {
+	Name   string `json:"name"`
+	SHA256 string `json:"sha256"`
+	Size   int64  `json:"size"`
+}
+
+// Job is the JSON form of a job with its latest result.
+type Job struct {
+	ID          int64         `json:"id"`
+	Package     string        `json:"package"`
+	Version     string        `json:"version"`
+	Release     string        `json:"release"`
+	Arch        string        `json:"arch"`
+	Triggers    []string      `json:"triggers"`
+	Source      *Source       `json:"source"`
+	State       string        `json:"state"`
+	Verdict     string        `json:"verdict"`
+	Attempt     int           `json:"attempt"`
+	Agent       *int64        `json:"agent"`
+	AgentName   string        `json:"agent_name"`
+	Owner       string        `json:"owner"`
+	Stage       string        `json:"stage"`
+	Reason      string        `json:"reason"`
+	Transport   string        `json:"transport"`
+	SubmittedBy string        `json:"submitted_by"`
+	CreatedAt   time.Time     `json:"created_at"`
+	StartedAt   *time.Time    `json:"started_at"`
+	FinishedAt  *time.Time    `json:"finished_at"`
+	ExitCode    *int          `json:"exit_code"`
+	Tests       []dep8.Test   `json:"tests"`
+	Harness     *dep8.Harness `json:"harness"`
+	Blobs       []Blob        `json:"blobs"`
+	LogURL      string        `json:"log_url"`
+}
+
+// logName is the blob name of autopkgtest's main log.
+const logName = "log"
+
+func (a *API) jobView(ctx context.Context, j store.Job) (Job, error) {
+	v := Job{
+		ID: j.ID, Package: j.Package, Version: j.Version, Release: j.Release, Arch: j.Arch,
+		Triggers: j.Triggers, State: string(j.State), Verdict: string(j.Verdict), Attempt: j.Attempt,
+		Agent: j.AgentID, Stage: j.Stage, Reason: j.Reason, Transport: j.Transport,
+		SubmittedBy: j.SubmittedBy, CreatedAt: j.CreatedAt, StartedAt: j.StartedAt, FinishedAt: j.FinishedAt,
+		Tests: []dep8.Test{}, Blobs: []Blob{},
+	}
+	if v.Triggers == nil {
+		v.Triggers = []string{}
+	}
+	if s := j.Source; s != nil {
+		v.Source = &Source{SHA256: s.SHA256, Size: s.Size, Kind: s.Kind, Entry: s.Entry}
+	}
+	if j.AgentID != nil {
+		ag, err := a.cfg.Store.Agent(ctx, *j.AgentID)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return v, err
+		}
+		v.AgentName, v.Owner = ag.Name, ag.Owner
+	}
+	res, err := a.cfg.Store.LatestResult(ctx, j.ID)
+	if errors.Is(err, store.ErrNotFound) {
+		return v, nil
+	}
+	if err != nil {
+		return v, err
+	}
+	v.ExitCode = &res.ExitCode
+	if res.Tests != nil {
+		v.Tests = res.Tests
+	}
+	v.Harness = &res.Harness
+	for _, b := range res.Blobs {
+		v.Blobs = append(v.Blobs, Blob{Name: b.Name, SHA256: b.SHA256, Size: b.Size})
+		if b.Name == logName {
+			v.LogURL = "/api/v1/jobs/" + strconv.FormatInt(j.ID, 10) + "/log"
+		}
+	}
+	if v.Transport == "" {
+		v.Transport = res.Transport
+	}
+	return v, nil
+}
+
+var (
+	sourceNameRe = regexp.MustCompile(`^[a-z0-9][a-z0-9+.-]+$`)
+	releaseRe    = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{0,63}$`)
+	versionRe    = regexp.MustCompile(`^[0-9][A-Za-z0-9.+~:-]*$`)
+)
+
+// validTrigger accepts "source/version".
+func validTrigger(t string) bool {
+	src, ver, ok := strings.Cut(t, "/")
+	return ok && sourceNameRe.MatchString(src) && versionRe.MatchString(ver)
+}
+
+// SubmitRequest is the body of POST /api/v1/jobs.
+type SubmitRequest struct {
+	Package  string   `json:"package"`
+	Release  string   `json:"release"`
+	Arch     string   `json:"arch"`
+	Version  string   `json:"version"`
+	Triggers []string `json:"triggers"`
+	Source   *Source  `json:"source"`
+}
+
+func (a *API) validateSubmit(ctx context.Context, req *SubmitRequest) error {
+	if req.Arch == "" {
+		req.Arch = a.cfg.DefaultArch
+	}
+	switch {
+	case !sourceNameRe.MatchString(req.Package):
+		return badRequest("package %q is not a Debian source package name", req.Package)
+	case !releaseRe.MatchString(req.Release):
+		return badRequest("release %q is not a release name such as bookworm", req.Release)
+	case !releaseRe.MatchString(req.Arch):
+		return badRequest("arch %q is not an architecture name such as amd64", req.Arch)
+	case req.Version != "" && !versionRe.MatchString(req.Version):
+		return badRequest("version %q is not a Debian version", req.Version)
+	case len(req.Triggers) > 64:
+		return badRequest("at most 64 triggers")
+	}
+	for _, t := range req.Triggers {
+		if !validTrigger(t) {
+			return badRequest("trigger %q: use SOURCE/VERSION, for example glibc/2.36-9", t)
+		}
+	}
+	if s := req.Source; s != nil {
+		if s.Kind != protocol.SourceTree && s.Kind != protocol.SourceDSC {
+			return badRequest("source kind %q: use tree or dsc", s.Kind)
+		}
+		clean := path.Clean(strings.TrimSuffix(s.Entry, "/"))
+		if s.Entry == "" || strings.HasPrefix(clean, "/") || strings.HasPrefix(clean, "..") || strings.Contains(clean, "/") {
+			return badRequest("source entry %q must name a top-level directory or .dsc in the archive", s.Entry)
+		}
+		if s.Kind == protocol.SourceDSC && !strings.HasSuffix(clean, ".dsc") {
+			return badRequest("source entry %q of kind dsc must be a .dsc file", s.Entry)
+		}
+		b, err := a.cfg.Store.Blob(ctx, s.SHA256)
+		if errors.Is(err, store.ErrNotFound) {
+			return badRequest("source %s was not uploaded: POST it to /api/v1/sources first", s.SHA256)
+		}
+		if err != nil {
+			return err
+		}
+		s.Size = b.Size
+	}
+	return nil
+}
+
+func (a *API) submitJob(w http.ResponseWriter, r *http.Request) error {
+	var req SubmitRequest
+	if err := decodeBody(r, &req); err != nil {
+		return err
+	}
+	if err := a.validateSubmit(r.Context(), &req); err != nil {
+		return err
+	}
+	j := store.Job{
+		Package: req.Package, Version: req.Version, Release: req.Release, Arch: req.Arch,
+		Triggers: req.Triggers, State: store.JobQueued, MaxAttempts: store.DefaultMaxAttempts,
+		SubmittedBy: caller(r).Name, CreatedAt: a.cfg.Now(),
+	}
+	if s := req.Source; s != nil {
+		j.Source = &store.Source{SHA256: s.SHA256, Size: s.Size, Kind: s.Kind, Entry: s.Entry}
+	}
+	j, err := a.cfg.Store.CreateJob(r.Context(), j)
+	if err != nil {
+		return err
+	}
+	a.cfg.Jobs.Notify()
+	a.cfg.Log.Info("job submitted", "job", j.ID, "package", j.Package, "release", j.Release, "arch", j.Arch, "by", j.SubmittedBy)
+	v, err := a.jobView(r.Context(), j)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, v)
+	return nil
+}
+
+func (a *API) jobList(ctx context.Context, f store.JobFilter) ([]Job, error) {
+	jobs, err := a.cfg.Store.ListJobs(ctx, f)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Job, 0, len(jobs))
+	for _, j := range jobs {
+		v, err := a.jobView(ctx, j)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+func filterFrom(r *http.Request) (store.JobFilter, error) {
+	q := r.URL.Query()
+	f := store.JobFilter{Package: q.Get("package"), State: store.JobState(q.Get("state"))}
+	if l := q.Get("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n <= 0 || n > 1000 {
+			return f, badRequest("limit %q: use 1 to 1000", l)
+		}
+		f.Limit = n
+	}
+	return f, nil
+}
+
+func (a *API) listJobs(w http.ResponseWriter, r *http.Request) {
+	a.public(func(w http.ResponseWriter, r *http.Request) error {
+		f, err := filterFrom(r)
+		if err != nil {
+			return err
+		}
+		jobs, err := a.jobList(r.Context(), f)
+		if err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"jobs": jobs})
+		return nil
+	})(w, r)
+}
+
+func (a *API) results(w http.ResponseWriter, r *http.Request) {
+	a.public(func(w http.ResponseWriter, r *http.Request) error {
+		f, err := filterFrom(r)
+		if err != nil {
+			return err
+		}
+		if f.Package == "" {
+			return badRequest("query parameter package is required")
+		}
+		f.State = store.JobDone
+		jobs, err := a.jobList(r.Context(), f)
+		if err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"jobs": jobs})
+		return nil
+	})(w, r)
+}
+
+func (a *API) getJob(w http.ResponseWriter, r *http.Request) {
+	a.public(func(w http.ResponseWriter, r *http.Request) error {
+		id, err := pathID(r)
+		if err != nil {
+			return err
+		}
+		j, err := a.cfg.Store.Job(r.Context(), id)
+		if err != nil {
+			return err
+		}
+		v, err := a.jobView(r.Context(), j)
+		if err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusOK, v)
+		return nil
+	})(w, r)
+}
+
+func (a *API) latest(r *http.Request) (store.Result, error) {
+	id, err := pathID(r)
+	if err != nil {
+		return store.Result{}, err
+	}
+	res, err := a.cfg.Store.LatestResult(r.Context(), id)
+	if errors.Is(err, store.ErrNotFound) {
+		return res, notFound("job %d has no result yet", id)
+	}
+	return res, err
+}
+
+func (a *API) jobLog(w http.ResponseWriter, r *http.Request) {
+	a.public(func(w http.ResponseWriter, r *http.Request) error {
+		res, err := a.latest(r)
+		if err != nil {
+			return err
+		}
+		for _, b := range res.Blobs {
+			if b.Name == logName {
+				return a.sendBlob(w, b.SHA256, "text/plain; charset=utf-8")
+			}
+		}
+		return notFound("job %d's result has no log", res.JobID)
+	})(w, r)
+}
+
+func (a *API) jobEnvelope(w http.ResponseWriter, r *http.Request) {
+	a.public(func(w http.ResponseWriter, r *http.Request) error {
+		res, err := a.latest(r)
+		if err != nil {
+			return err
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, err = w.Write(res.Envelope)
+		return err
+	})(w, r)
+}
+
+func (a *API) getBlob(w http.ResponseWriter, r *http.Request) {
+	a.public(func(w http.ResponseWriter, r *http.Request) error {
+		return a.sendBlob(w, r.PathValue("sha"), "application/octet-stream")
+	})(w, r)
+}
+
+func (a *API) sendBlob(w http.ResponseWriter, sha, contentType string) error {
+	if _, err := a.cfg.Store.Blob(context.Background(), sha); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return notFound("no blob %s", sha)
+		}
+		return err
+	}
+	rc, size, err := a.cfg.Blobs.Open(sha)
+	if err != nil {
+		return notFound("blob %s: %v", sha, err)
+	}
+	defer rc.Close()
+	w.Header().Set("Content-Type", contentType)
+	w.Header().Set("Content-Length", strconv.FormatInt(size, 10))
+	_, err = io.Copy(w, rc)
+	return err
+}
+
+var indexTmpl = template.Must(template.New("index").Parse(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>sparegrid: recent jobs</title>
+<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}td,th{padding:.2em .8em;border-bottom:1px solid #ddd;text-align:left}
+.pass{color:#070}.fail{color:#b00}.tmpfail,.error{color:#a60}</style></head>
+<body><h1>sparegrid: recent jobs</h1>
+<p>{{len .}} most recent jobs. The JSON API is under <a href="/api/v1/jobs">/api/v1/jobs</a>.</p>
+<table><tr><th>job</th><th>package</th><th>version</th><th>release/arch</th><th>state</th><th>verdict</th><th>tests</th><th>agent</th><th>log</th></tr>
+{{range .}}<tr><td><a href="/api/v1/jobs/{{.ID}}">{{.ID}}</a></td><td>{{.Package}}</td><td>{{.Version}}</td><td>{{.Release}}/{{.Arch}}</td><td>{{.State}}</td>
+<td class="{{.Verdict}}">{{.Verdict}}</td><td>{{range .Tests}}{{.Name}}: {{.Result}}<br>{{end}}</td><td>{{.AgentName}}{{if .Owner}} (~{{.Owner}}){{end}}</td>
+<td>{{if .LogURL}}<a href="{{.LogURL}}">log</a>{{end}}</td></tr>
+{{end}}</table></body></html>
+`))
+
+func (a *API) index(w http.ResponseWriter, r *http.Request) {
+	a.public(func(w http.ResponseWriter, r *http.Request) error {
+		jobs, err := a.jobList(r.Context(), store.JobFilter{Limit: 50})
+		if err != nil {
+			return err
+		}
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		return indexTmpl.Execute(w, jobs)
+	})(w, r)
+}

@@ -1,0 +1,517 @@
+// Package gateway owns the coordinator's side of the agent protocol: it
+// accepts agent sessions, authenticates agents, hands out leases, takes
+// blobs and verifies signed results before the store commits them.
+//
+// It trusts nothing an agent says about itself: ownership, approval state
+// and keys come from the store, and every lease-bound call is checked
+// against the current attempt. It must not serve humans (see package api).
+package gateway
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"path"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/sparegrid/sparegrid/coordinator/auth"
+	"github.com/sparegrid/sparegrid/coordinator/blobs"
+	"github.com/sparegrid/sparegrid/coordinator/queue"
+	"github.com/sparegrid/sparegrid/coordinator/store"
+	"github.com/sparegrid/sparegrid/shared/dep8"
+	"github.com/sparegrid/sparegrid/shared/protocol"
+	"github.com/sparegrid/sparegrid/shared/sign"
+	"github.com/sparegrid/sparegrid/shared/transport"
+	"github.com/sparegrid/sparegrid/shared/version"
+)
+
+// Config holds what the gateway needs. Zero durations take defaults.
+type Config struct {
+	Store      store.Store
+	Blobs      *blobs.Store
+	Issuer     *auth.Issuer
+	Challenges *auth.Challenges
+	Jobs       *queue.Notifier
+	// LeaseTTL is how long a lease lives without a heartbeat (default 90s).
+	LeaseTTL time.Duration
+	// MaxLeaseWait caps how long a Lease call is held open (default 30s).
+	MaxLeaseWait time.Duration
+	// MaxBlob caps one uploaded blob (default 1 GiB).
+	MaxBlob int64
+	// Demo approves new agents at once and labels them so. Never set it
+	// on a grid that strangers can reach.
+	Demo bool
+	Now  func() time.Time
+	Log  *slog.Logger
+}
+
+// DemoLabel marks agents approved automatically by a demo coordinator.
+const DemoLabel = "demo-auto-approved"
+
+// Gateway implements protocol.Handler.
+type Gateway struct {
+	cfg Config
+}
+
+var _ protocol.Handler = (*Gateway)(nil)
+
+// New returns a Gateway.
+func New(cfg Config) *Gateway {
+	if cfg.LeaseTTL <= 0 {
+		cfg.LeaseTTL = 90 * time.Second
+	}
+	if cfg.MaxLeaseWait <= 0 {
+		cfg.MaxLeaseWait = 30 * time.Second
+	}
+	if cfg.MaxBlob <= 0 {
+		cfg.MaxBlob = 1 << 30
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	if cfg.Jobs == nil {
+		cfg.Jobs = queue.NewNotifier()
+	}
+	return &Gateway{cfg: cfg}
+}
+
+// Serve accepts sessions from l until ctx is done, and requeues expired
+// leases every few seconds.
+func (g *Gateway) Serve(ctx context.Context, l transport.Listener) error {
+	srv := &protocol.Server{Handler: g, MaxBlob: g.cfg.MaxBlob, Log: g.cfg.Log}
+	go g.reapLeases(ctx)
+	for {
+		sess, err := l.Accept(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("gateway: accept: %w", err)
+		}
+		g.cfg.Log.Debug("agent session", "remote", sess.RemoteAddr(), "transport", sess.Transport())
+		go srv.ServeSession(ctx, sess)
+	}
+}
+
+func (g *Gateway) reapLeases(ctx context.Context) {
+	t := time.NewTicker(g.cfg.LeaseTTL / 6)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		ids, err := g.cfg.Store.ExpireLeases(ctx, g.cfg.Now())
+		if err != nil {
+			g.cfg.Log.Error("expire leases", "err", err)
+			continue
+		}
+		if len(ids) > 0 {
+			g.cfg.Log.Info("leases expired; jobs requeued", "jobs", ids)
+			g.cfg.Jobs.Notify()
+		}
+	}
+}
+
+// HeartbeatInterval is a third of the lease TTL, so two heartbeats may be
+// lost before a lease expires.
+func (g *Gateway) HeartbeatInterval() time.Duration { return g.cfg.LeaseTTL / 3 }
+
+// Hello implements protocol.Handler.
+func (g *Gateway) Hello(ctx context.Context, req protocol.Hello) (protocol.HelloReply, error) {
+	reply := protocol.HelloReply{ProtocolVersion: version.Protocol, CoordinatorVersion: version.Version}
+	if req.ProtocolVersion != version.Protocol {
+		return reply, protocol.Errorf(protocol.ErrVersion,
+			"agent %s speaks protocol %d but this coordinator (%s) speaks %d: install the sparegrid-agent that matches the coordinator",
+			req.AgentVersion, req.ProtocolVersion, version.Version, version.Protocol)
+	}
+	return reply, nil
+}
+
+var agentName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
+
+// Register implements protocol.Handler.
+func (g *Gateway) Register(ctx context.Context, req protocol.RegisterRequest) (protocol.RegisterReply, error) {
+	if len(req.PublicKey) != ed25519.PublicKeySize {
+		return protocol.RegisterReply{}, protocol.Errorf(protocol.ErrBadRequest, "public key must be %d bytes of Ed25519, got %d", ed25519.PublicKeySize, len(req.PublicKey))
+	}
+	if !agentName.MatchString(req.Name) {
+		return protocol.RegisterReply{}, protocol.Errorf(protocol.ErrBadRequest, "agent name %q: use letters, digits, '.', '_' and '-', at most 63", req.Name)
+	}
+	owner, err := g.cfg.Store.AccountByName(ctx, strings.TrimPrefix(req.Owner, "~"))
+	if errors.Is(err, store.ErrNotFound) {
+		return protocol.RegisterReply{}, protocol.Errorf(protocol.ErrNotFound, "no account %q on this coordinator: ask an admin to create it", req.Owner)
+	}
+	if err != nil {
+		return protocol.RegisterReply{}, err
+	}
+	code, err := claimCode()
+	if err != nil {
+		return protocol.RegisterReply{}, err
+	}
+	a := store.Agent{Name: req.Name, OwnerID: owner.ID, PublicKey: req.PublicKey, State: store.AgentPending, ClaimCode: code}
+	if g.cfg.Demo {
+		a.State = store.AgentApproved
+		a.AutoApproved = true
+		a.Labels = []string{DemoLabel}
+		a.DecidedBy = "demo mode"
+	}
+	a, err = g.cfg.Store.CreateAgent(ctx, a)
+	if err != nil {
+		return protocol.RegisterReply{}, err
+	}
+	g.cfg.Log.Info("agent registered", "agent", a.ID, "name", a.Name, "owner", owner.Name, "state", a.State)
+	return protocol.RegisterReply{AgentID: a.ID, ClaimCode: a.ClaimCode, State: string(a.State)}, nil
+}
+
+// claimCode returns a short code that is easy to read aloud: eight
+// characters from an alphabet without 0/O and 1/I/L.
+func claimCode() (string, error) {
+	const alphabet = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
+	b := make([]byte, 8)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	for i := range b {
+		b[i] = alphabet[int(b[i])%len(alphabet)]
+	}
+	return string(b[:4]) + "-" + string(b[4:]), nil
+}
+
+// approvedAgent returns the agent if it may work, or the refusal that
+// tells its owner what to do.
+func (g *Gateway) approvedAgent(ctx context.Context, id int64) (store.Agent, error) {
+	a, err := g.cfg.Store.Agent(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return a, protocol.Errorf(protocol.ErrUnknownAgent, "no agent %d on this coordinator: register again", id)
+	}
+	if err != nil {
+		return a, err
+	}
+	switch a.State {
+	case store.AgentApproved:
+		return a, nil
+	case store.AgentRejected:
+		return a, protocol.Errorf(protocol.ErrRejected, "agent %d was rejected by %s", id, a.DecidedBy)
+	}
+	if a.ClaimedAt == nil {
+		return a, protocol.Errorf(protocol.ErrPending, "agent %d is not approved yet: its owner %s must claim it (sparegrid agents claim CODE), then an admin must approve it", id, a.Owner)
+	}
+	return a, protocol.Errorf(protocol.ErrPending, "agent %d is claimed by %s and waits for an admin to approve it (sparegrid agents approve %d)", id, a.Owner, id)
+}
+
+// Challenge implements protocol.Handler.
+func (g *Gateway) Challenge(ctx context.Context, req protocol.ChallengeRequest) (protocol.ChallengeReply, error) {
+	if _, err := g.approvedAgent(ctx, req.AgentID); err != nil {
+		return protocol.ChallengeReply{}, err
+	}
+	nonce, exp := g.cfg.Challenges.Issue(req.AgentID)
+	return protocol.ChallengeReply{Nonce: nonce, Expires: exp}, nil
+}
+
+// Token implements protocol.Handler.
+func (g *Gateway) Token(ctx context.Context, req protocol.TokenRequest) (protocol.TokenReply, error) {
+	a, err := g.approvedAgent(ctx, req.AgentID)
+	if err != nil {
+		return protocol.TokenReply{}, err
+	}
+	if err := g.cfg.Challenges.Redeem(req.AgentID, req.Nonce); err != nil {
+		return protocol.TokenReply{}, protocol.Errorf(protocol.ErrUnauthenticated, "challenge: %v; ask for a new one", err)
+	}
+	if len(a.PublicKey) != ed25519.PublicKeySize || !ed25519.Verify(a.PublicKey, protocol.ChallengeMessage(req.AgentID, req.Nonce), req.Signature) {
+		return protocol.TokenReply{}, protocol.Errorf(protocol.ErrBadSignature, "challenge signature does not match agent %d's registered key", req.AgentID)
+	}
+	tok, exp, err := g.cfg.Issuer.Mint(req.AgentID)
+	if err != nil {
+		return protocol.TokenReply{}, err
+	}
+	return protocol.TokenReply{Token: tok, Expires: exp}, nil
+}
+
+// authenticate checks an agent token and that its agent may still work.
+func (g *Gateway) authenticate(ctx context.Context, token string) (store.Agent, error) {
+	if token == "" {
+		return store.Agent{}, protocol.Errorf(protocol.ErrUnauthenticated, "this call needs an agent token")
+	}
+	id, err := g.cfg.Issuer.Verify(token)
+	if err != nil {
+		return store.Agent{}, protocol.Errorf(protocol.ErrUnauthenticated, "agent token refused: %v", err)
+	}
+	return g.approvedAgent(ctx, id)
+}
+
+var (
+	wordRe = regexp.MustCompile(`^[a-z0-9][a-z0-9.+~-]{0,63}$`)
+)
+
+// Lease implements protocol.Handler.
+func (g *Gateway) Lease(ctx context.Context, token string, req protocol.LeaseRequest) (protocol.LeaseReply, error) {
+	a, err := g.authenticate(ctx, token)
+	if err != nil {
+		return protocol.LeaseReply{}, err
+	}
+	caps := req.Capabilities
+	if !wordRe.MatchString(caps.Arch) {
+		return protocol.LeaseReply{}, protocol.Errorf(protocol.ErrBadRequest, "capabilities: bad arch %q", caps.Arch)
+	}
+	for _, r := range caps.Releases {
+		if !wordRe.MatchString(r) {
+			return protocol.LeaseReply{}, protocol.Errorf(protocol.ErrBadRequest, "capabilities: bad release %q", r)
+		}
+	}
+	if err := g.cfg.Store.SeenAgent(ctx, a.ID, g.cfg.Now(), mustJSON(caps)); err != nil {
+		return protocol.LeaseReply{}, err
+	}
+	wait := min(max(req.Wait, 0), g.cfg.MaxLeaseWait)
+	deadline := time.NewTimer(wait)
+	defer deadline.Stop()
+	for {
+		woken := g.cfg.Jobs.Wait()
+		job, err := g.lease(ctx, a, caps)
+		if err != nil || job != nil {
+			return protocol.LeaseReply{Job: job}, err
+		}
+		select {
+		case <-ctx.Done():
+			return protocol.LeaseReply{}, ctx.Err()
+		case <-deadline.C:
+			return protocol.LeaseReply{}, nil
+		case <-woken:
+		case <-time.After(5 * time.Second):
+		}
+	}
+}
+
+func (g *Gateway) lease(ctx context.Context, a store.Agent, caps protocol.Capabilities) (*protocol.Job, error) {
+	nonce := make([]byte, 16)
+	if _, err := rand.Read(nonce); err != nil {
+		return nil, err
+	}
+	j, err := g.cfg.Store.LeaseJob(ctx, store.LeaseParams{
+		AgentID:  a.ID,
+		Arch:     caps.Arch,
+		Releases: caps.Releases,
+		TTL:      g.cfg.LeaseTTL,
+		Now:      g.cfg.Now(),
+		Nonce:    hex.EncodeToString(nonce),
+	})
+	if err != nil || j == nil {
+		return nil, err
+	}
+	g.cfg.Log.Info("job leased", "job", j.ID, "attempt", j.Attempt, "agent", a.ID, "package", j.Package)
+	pj := &protocol.Job{
+		ID:                j.ID,
+		Attempt:           j.Attempt,
+		Nonce:             j.Nonce,
+		Package:           j.Package,
+		Version:           j.Version,
+		Release:           j.Release,
+		Arch:              j.Arch,
+		Triggers:          j.Triggers,
+		HeartbeatInterval: g.HeartbeatInterval(),
+	}
+	if j.LeaseExpires != nil {
+		pj.LeaseExpires = *j.LeaseExpires
+	}
+	if s := j.Source; s != nil {
+		pj.Source = &protocol.Source{SHA256: s.SHA256, Size: s.Size, Kind: s.Kind, Entry: s.Entry}
+	}
+	return pj, nil
+}
+
+// leaseError turns the store's stale-lease refusal into the agent's.
+func leaseError(err error, jobID int64, attempt int) error {
+	if errors.Is(err, store.ErrStaleLease) || errors.Is(err, store.ErrNotFound) {
+		return protocol.Errorf(protocol.ErrStaleLease, "job %d attempt %d is not leased to this agent (expired, cancelled, or superseded by a later attempt)", jobID, attempt)
+	}
+	return err
+}
+
+// Heartbeat implements protocol.Handler.
+func (g *Gateway) Heartbeat(ctx context.Context, token string, req protocol.HeartbeatRequest) (protocol.HeartbeatReply, error) {
+	a, err := g.authenticate(ctx, token)
+	if err != nil {
+		return protocol.HeartbeatReply{}, err
+	}
+	now := g.cfg.Now()
+	until := now.Add(g.cfg.LeaseTTL)
+	stage := req.Stage
+	if len(stage) > 32 {
+		stage = stage[:32]
+	}
+	ref := store.LeaseRef{JobID: req.JobID, Attempt: req.Attempt, AgentID: a.ID}
+	if _, err := g.cfg.Store.ExtendLease(ctx, ref, now, until, stage); err != nil {
+		return protocol.HeartbeatReply{}, leaseError(err, req.JobID, req.Attempt)
+	}
+	return protocol.HeartbeatReply{LeaseExpires: until}, nil
+}
+
+// validBlobName accepts relative slash paths inside an output directory.
+func validBlobName(name string) bool {
+	if name == "" || len(name) > 255 || strings.HasPrefix(name, "/") || path.Clean(name) != name || name == "." {
+		return false
+	}
+	for _, part := range strings.Split(name, "/") {
+		if part == ".." {
+			return false
+		}
+	}
+	for _, c := range name {
+		if c < 0x20 || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// UploadBlob implements protocol.Handler.
+func (g *Gateway) UploadBlob(ctx context.Context, token string, hdr protocol.BlobHeader, r io.Reader) (protocol.BlobReceipt, error) {
+	a, err := g.authenticate(ctx, token)
+	if err != nil {
+		return protocol.BlobReceipt{}, err
+	}
+	if !validBlobName(hdr.Name) {
+		return protocol.BlobReceipt{}, protocol.Errorf(protocol.ErrBadRequest, "blob name %q is not a clean relative path", hdr.Name)
+	}
+	if !blobs.ValidDigest(hdr.SHA256) {
+		return protocol.BlobReceipt{}, protocol.Errorf(protocol.ErrBadRequest, "blob %q: sha256 %q is not 64 lowercase hex digits", hdr.Name, hdr.SHA256)
+	}
+	ref := store.LeaseRef{JobID: hdr.JobID, Attempt: hdr.Attempt, AgentID: a.ID}
+	if _, err := g.cfg.Store.CheckLease(ctx, ref, g.cfg.Now()); err != nil {
+		return protocol.BlobReceipt{}, leaseError(err, hdr.JobID, hdr.Attempt)
+	}
+	if err := g.cfg.Blobs.Put(r, hdr.SHA256, hdr.Size); err != nil {
+		if errors.Is(err, blobs.ErrDigestMismatch) || errors.Is(err, blobs.ErrSizeMismatch) {
+			return protocol.BlobReceipt{}, protocol.Errorf(protocol.ErrDigestMismatch, "blob %q: %v", hdr.Name, err)
+		}
+		return protocol.BlobReceipt{}, err
+	}
+	if err := g.cfg.Store.AddBlob(ctx, store.Blob{SHA256: hdr.SHA256, Size: hdr.Size, CreatedAt: g.cfg.Now()}); err != nil {
+		return protocol.BlobReceipt{}, err
+	}
+	return protocol.BlobReceipt{SHA256: hdr.SHA256, Size: hdr.Size}, nil
+}
+
+// OpenBlob implements protocol.Handler: an agent may fetch only the source
+// package of a job it holds.
+func (g *Gateway) OpenBlob(ctx context.Context, token string, req protocol.FetchBlobRequest) (protocol.BlobHeader, io.ReadCloser, error) {
+	a, err := g.authenticate(ctx, token)
+	if err != nil {
+		return protocol.BlobHeader{}, nil, err
+	}
+	j, err := g.cfg.Store.CheckLease(ctx, store.LeaseRef{JobID: req.JobID, Attempt: req.Attempt, AgentID: a.ID}, g.cfg.Now())
+	if err != nil {
+		return protocol.BlobHeader{}, nil, leaseError(err, req.JobID, req.Attempt)
+	}
+	if j.Source == nil || j.Source.SHA256 != req.SHA256 {
+		return protocol.BlobHeader{}, nil, protocol.Errorf(protocol.ErrForbidden, "blob %s is not the source of job %d", req.SHA256, req.JobID)
+	}
+	rc, size, err := g.cfg.Blobs.Open(req.SHA256)
+	if err != nil {
+		return protocol.BlobHeader{}, nil, err
+	}
+	return protocol.BlobHeader{JobID: j.ID, Attempt: j.Attempt, Name: "source.tar", Size: size, SHA256: req.SHA256}, rc, nil
+}
+
+// Result implements protocol.Handler. It verifies the envelope against the
+// agent's registered key and the job's current lease before anything is
+// stored, and answers only after the store has committed.
+func (g *Gateway) Result(ctx context.Context, token string, req protocol.ResultRequest) (protocol.ResultReply, error) {
+	a, err := g.authenticate(ctx, token)
+	if err != nil {
+		return protocol.ResultReply{}, err
+	}
+	ref := store.LeaseRef{JobID: req.JobID, Attempt: req.Attempt, AgentID: a.ID}
+	j, err := g.cfg.Store.CheckLease(ctx, ref, g.cfg.Now())
+	if err != nil {
+		return protocol.ResultReply{}, leaseError(err, req.JobID, req.Attempt)
+	}
+	env, err := sign.ParseEnvelope(req.Envelope)
+	if err != nil {
+		return protocol.ResultReply{}, protocol.Errorf(protocol.ErrBadRequest, "result envelope: %v", err)
+	}
+	tr, err := sign.VerifyResult(env, ed25519.PublicKey(a.PublicKey))
+	if err != nil {
+		if errors.Is(err, sign.ErrWrongKey) || errors.Is(err, sign.ErrBadSignature) {
+			return protocol.ResultReply{}, protocol.Errorf(protocol.ErrBadSignature, "result for job %d is not signed by agent %d's registered key", req.JobID, a.ID)
+		}
+		return protocol.ResultReply{}, protocol.Errorf(protocol.ErrBadRequest, "result statement: %v", err)
+	}
+	if err := checkStatement(tr, j, req); err != nil {
+		return protocol.ResultReply{}, err
+	}
+	refs := make([]store.BlobRef, 0, len(tr.Blobs))
+	for _, b := range tr.Blobs {
+		if _, err := g.cfg.Store.Blob(ctx, b.SHA256); err != nil {
+			return protocol.ResultReply{}, protocol.Errorf(protocol.ErrBadRequest, "result names blob %q (%s) that was never uploaded", b.Name, b.SHA256)
+		}
+		refs = append(refs, store.BlobRef{Name: b.Name, SHA256: b.SHA256, Size: b.Size})
+	}
+	si, _ := protocol.SessionFromContext(ctx)
+	done, err := g.cfg.Store.CompleteJob(ctx, store.Result{
+		JobID:     req.JobID,
+		Attempt:   req.Attempt,
+		AgentID:   a.ID,
+		Verdict:   tr.Verdict,
+		ExitCode:  tr.ExitCode,
+		Tests:     tr.Tests,
+		Harness:   tr.Harness,
+		Envelope:  req.Envelope,
+		Blobs:     refs,
+		Transport: si.Transport,
+		CreatedAt: g.cfg.Now(),
+	}, g.cfg.Now())
+	if err != nil {
+		return protocol.ResultReply{}, leaseError(err, req.JobID, req.Attempt)
+	}
+	g.cfg.Log.Info("result stored", "job", done.ID, "attempt", req.Attempt, "agent", a.ID, "verdict", tr.Verdict, "job_state", done.State)
+	if done.State == store.JobQueued {
+		g.cfg.Jobs.Notify()
+	}
+	return protocol.ResultReply{Verdict: tr.Verdict}, nil
+}
+
+// checkStatement makes sure the signed statement is about this attempt of
+// this job and is internally consistent.
+func checkStatement(tr sign.TestResult, j store.Job, req protocol.ResultRequest) error {
+	bad := func(format string, args ...any) error {
+		return protocol.Errorf(protocol.ErrBadRequest, "result for job %d: "+format, append([]any{req.JobID}, args...)...)
+	}
+	switch {
+	case tr.JobID != req.JobID || tr.Attempt != req.Attempt:
+		return protocol.Errorf(protocol.ErrStaleLease, "signed statement is for job %d attempt %d, not job %d attempt %d", tr.JobID, tr.Attempt, req.JobID, req.Attempt)
+	case tr.Nonce != j.Nonce:
+		return protocol.Errorf(protocol.ErrStaleLease, "signed statement carries another attempt's nonce")
+	case tr.Package != j.Package || tr.Release != j.Release || tr.Arch != j.Arch:
+		return bad("statement is about %s on %s/%s, the job is %s on %s/%s", tr.Package, tr.Release, tr.Arch, j.Package, j.Release, j.Arch)
+	}
+	switch tr.Verdict {
+	case dep8.VerdictPass, dep8.VerdictFail, dep8.VerdictNeutral, dep8.VerdictTmpfail:
+	default:
+		return bad("an agent may not report verdict %q", tr.Verdict)
+	}
+	if tr.ExitCode < math.MinInt16 || tr.ExitCode > math.MaxInt16 {
+		return bad("exit code %d out of range", tr.ExitCode)
+	}
+	if err := tr.Harness.Validate(); err != nil {
+		return bad("%v", err)
+	}
+	for _, t := range tr.Tests {
+		if !t.Result.Valid() || t.Name == "" {
+			return bad("test %q has result %q", t.Name, t.Result)
+		}
+	}
+	return nil
+}

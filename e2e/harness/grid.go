@@ -1,0 +1,163 @@
+package harness
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Coordinator is a real sparegrid-coordinator on loopback.
+type Coordinator struct {
+	DataDir    string
+	AdminToken string
+	CASHA256   string
+	AgentsAddr string
+	HTTPAddr   string
+	Proc       *Proc
+	// Demo starts it with --demo.
+	Demo bool
+}
+
+// InitCoordinator runs sparegrid-coordinator init in a temporary dir.
+func InitCoordinator(t testing.TB) *Coordinator {
+	t.Helper()
+	c := &Coordinator{DataDir: filepath.Join(t.TempDir(), "coordinator")}
+	r := Run(t, nil, "sparegrid-coordinator", "init", "--data", c.DataDir)
+	if r.Code != 0 {
+		t.Fatalf("coordinator init failed: %s", r.Stderr)
+	}
+	c.AdminToken = strings.TrimSpace(r.Stdout)
+	fp, err := os.ReadFile(filepath.Join(c.DataDir, "ca.sha256"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.CASHA256 = strings.TrimSpace(string(fp))
+	return c
+}
+
+// Serve starts the coordinator on free loopback ports and waits until its
+// HTTP API answers.
+func (c *Coordinator) Serve(t testing.TB, extra ...string) {
+	t.Helper()
+	c.AgentsAddr, c.HTTPAddr = FreeUDP(t), FreeTCP(t)
+	args := append([]string{"serve", "--data", c.DataDir, "--agents", c.AgentsAddr, "--http", c.HTTPAddr}, extra...)
+	if c.Demo {
+		args = append(args, "--demo")
+	}
+	c.Proc = Start(t, nil, "sparegrid-coordinator", args...)
+	WaitFor(t, "coordinator HTTP", 30*time.Second, func() (bool, string) {
+		select {
+		case <-c.Proc.Done():
+			t.Fatalf("coordinator exited: %v\n%s", c.Proc.Err(), c.Proc.Output())
+		default:
+		}
+		code, _, err := HTTPGet(c.URL() + "/api/v1/version")
+		return code == 200, fmt.Sprintf("status %d, err %v", code, err)
+	})
+}
+
+// URL is the coordinator's HTTP base URL.
+func (c *Coordinator) URL() string { return "http://" + c.HTTPAddr }
+
+// CLI runs the sparegrid CLI against this coordinator with token.
+func (c *Coordinator) CLI(t testing.TB, token string, args ...string) Result {
+	t.Helper()
+	env := []string{"SPAREGRID_SERVER=" + c.URL(), "SPAREGRID_TOKEN=" + token}
+	return Run(t, env, "sparegrid", args...)
+}
+
+// MustCLI is CLI that fails the test on a non-zero exit.
+func (c *Coordinator) MustCLI(t testing.TB, token string, args ...string) string {
+	t.Helper()
+	r := c.CLI(t, token, args...)
+	if r.Code != 0 {
+		t.Fatalf("sparegrid %s: exit %d: %s", strings.Join(args, " "), r.Code, r.Stderr)
+	}
+	return strings.TrimSpace(r.Stdout)
+}
+
+// CreateAccount makes an account and returns its token.
+func (c *Coordinator) CreateAccount(t testing.TB, name, role string) string {
+	t.Helper()
+	return c.MustCLI(t, c.AdminToken, "accounts", "create", name, "--email", name+"@example.org", "--role", role)
+}
+
+// Job is the subset of `sparegrid show --json` the tests read.
+type Job struct {
+	ID      int64  `json:"id"`
+	Package string `json:"package"`
+	Version string `json:"version"`
+	Release string `json:"release"`
+	Arch    string `json:"arch"`
+	State   string `json:"state"`
+	Verdict string `json:"verdict"`
+	Agent   *int64 `json:"agent"`
+	Attempt int    `json:"attempt"`
+	Stage   string `json:"stage"`
+	Reason  string `json:"reason"`
+	Tests   []struct {
+		Name   string `json:"name"`
+		Result string `json:"result"`
+		Detail string `json:"detail"`
+	} `json:"tests"`
+	Harness *struct {
+		AgentVersion       string `json:"agent_version"`
+		AutopkgtestVersion string `json:"autopkgtest_version"`
+		Backend            string `json:"backend"`
+		ImageDigest        string `json:"image_digest"`
+	} `json:"harness"`
+	Transport string `json:"transport"`
+	Blobs     []struct {
+		Name   string `json:"name"`
+		SHA256 string `json:"sha256"`
+		Size   int64  `json:"size"`
+	} `json:"blobs"`
+}
+
+// Show returns `sparegrid show ID --json`.
+func (c *Coordinator) Show(t testing.TB, id string) Job {
+	t.Helper()
+	out := c.MustCLI(t, "", "show", id, "--json")
+	var j Job
+	if err := json.Unmarshal([]byte(out), &j); err != nil {
+		t.Fatalf("show --json: %v\n%s", err, out)
+	}
+	return j
+}
+
+// WaitJob waits until the job is done or cancelled and returns it.
+func (c *Coordinator) WaitJob(t testing.TB, id string, timeout time.Duration) Job {
+	t.Helper()
+	var j Job
+	WaitFor(t, "job "+id+" to finish", timeout, func() (bool, string) {
+		r := c.CLI(t, "", "show", id, "--json")
+		if r.Code != 0 {
+			return false, r.Stderr
+		}
+		j = Job{}
+		if err := json.Unmarshal([]byte(r.Stdout), &j); err != nil {
+			return false, err.Error()
+		}
+		return j.State == "done" || j.State == "cancelled", fmt.Sprintf("state %s stage %q attempt %d reason %q", j.State, j.Stage, j.Attempt, j.Reason)
+	})
+	return j
+}
+
+// Agent is a sparegrid-agent state directory.
+type Agent struct {
+	StateDir string
+	ID       string
+	Claim    string
+}
+
+// Register runs sparegrid-agent register and returns the result; the
+// caller checks it.
+func (c *Coordinator) Register(t testing.TB, stateDir, owner, fingerprint, name string) Result {
+	t.Helper()
+	return Run(t, nil, "sparegrid-agent", "register", "--coordinator", c.AgentsAddr,
+		"--ca-sha256", fingerprint, "--owner", owner, "--state", stateDir, "--name", name, "--json")
+}
