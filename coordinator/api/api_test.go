@@ -1,0 +1,270 @@
+package api
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sparegrid/sparegrid/coordinator/blobs"
+	"github.com/sparegrid/sparegrid/coordinator/store"
+	"github.com/sparegrid/sparegrid/coordinator/store/sqlite"
+)
+
+type fixture struct {
+	t     *testing.T
+	srv   *httptest.Server
+	db    *sqlite.DB
+	admin string
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	dir := t.TempDir()
+	db, err := sqlite.Open(t.Context(), filepath.Join(dir, "api.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	bs, err := blobs.Open(filepath.Join(dir, "blobs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, tok, err := CreateAccount(t.Context(), db, store.Account{Name: "admin", Email: "admin@example.org", Role: store.RoleAdmin, CreatedAt: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(New(Config{Store: db, Blobs: bs, MaxSource: 1024, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}))
+	t.Cleanup(srv.Close)
+	return &fixture{t: t, srv: srv, db: db, admin: tok}
+}
+
+// do sends a request and decodes a JSON answer into out (when not nil).
+func (f *fixture) do(method, path, token string, body io.Reader, out any) (int, http.Header, []byte) {
+	f.t.Helper()
+	req, err := http.NewRequestWithContext(f.t.Context(), method, f.srv.URL+path, body)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if out != nil && resp.StatusCode < 300 {
+		if err := json.Unmarshal(b, out); err != nil {
+			f.t.Fatalf("%s %s: decode %q: %v", method, path, b, err)
+		}
+	}
+	return resp.StatusCode, resp.Header, b
+}
+
+func jsonBody(v any) io.Reader {
+	b, _ := json.Marshal(v)
+	return bytes.NewReader(b)
+}
+
+func (f *fixture) account(name, role string) string {
+	f.t.Helper()
+	var out struct {
+		Token string `json:"token"`
+	}
+	code, _, body := f.do("POST", "/api/v1/accounts", f.admin, jsonBody(map[string]string{"name": name, "email": name + "@example.org", "role": role}), &out)
+	if code != http.StatusCreated || !strings.HasPrefix(out.Token, "sgp_") {
+		f.t.Fatalf("create account %s = %d %s", name, code, body)
+	}
+	return out.Token
+}
+
+func errorCode(b []byte) string {
+	var e struct {
+		Error struct {
+			Code string `json:"code"`
+		} `json:"error"`
+	}
+	json.Unmarshal(b, &e)
+	return e.Error.Code
+}
+
+func TestAccountsNeedAdmin(t *testing.T) {
+	f := newFixture(t)
+	maint := f.account("maint", "maintainer")
+	tests := []struct {
+		name     string
+		token    string
+		body     map[string]string
+		wantCode int
+	}{
+		{"no token", "", map[string]string{"name": "x1", "email": "x@example.org", "role": "volunteer"}, 401},
+		{"garbage token", "sgp_nope", map[string]string{"name": "x2", "email": "x@example.org", "role": "volunteer"}, 401},
+		{"unknown token", "sgp_abcdefgh_" + strings.Repeat("a", 52), map[string]string{"name": "x3", "email": "x@example.org", "role": "volunteer"}, 401},
+		{"maintainer", maint, map[string]string{"name": "x4", "email": "x@example.org", "role": "volunteer"}, 403},
+		{"bad role", f.admin, map[string]string{"name": "x5", "email": "x@example.org", "role": "root"}, 400},
+		{"bad email", f.admin, map[string]string{"name": "x6", "email": "nope", "role": "volunteer"}, 400},
+		{"bad name", f.admin, map[string]string{"name": "X Y", "email": "x@example.org", "role": "volunteer"}, 400},
+		{"duplicate", f.admin, map[string]string{"name": "maint", "email": "x@example.org", "role": "volunteer"}, 409},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, _, body := f.do("POST", "/api/v1/accounts", tt.token, jsonBody(tt.body), nil)
+			if code != tt.wantCode {
+				t.Errorf("POST /accounts as %s = %d %s, want %d", tt.name, code, body, tt.wantCode)
+			}
+		})
+	}
+}
+
+func TestAgentEnrolment(t *testing.T) {
+	f := newFixture(t)
+	alice := f.account("alice", "volunteer")
+	bob := f.account("bob", "volunteer")
+	owner, err := f.db.AccountByName(t.Context(), "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, _, _ := ed25519.GenerateKey(rand.Reader)
+	ag, err := f.db.CreateAgent(t.Context(), store.Agent{Name: "box", OwnerID: owner.ID, PublicKey: pub, State: store.AgentPending, ClaimCode: "ABCD-EFGH", CreatedAt: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := "/api/v1/agents/" + itoa(ag.ID)
+	steps := []struct {
+		name     string
+		method   string
+		path     string
+		token    string
+		body     any
+		wantCode int
+		wantErr  string
+	}{
+		{"approve before claim", "POST", id + "/approve", f.admin, nil, 409, "conflict"},
+		{"claim by someone else", "POST", "/api/v1/agents/claim", bob, map[string]string{"code": "ABCD-EFGH"}, 403, "forbidden"},
+		{"claim unknown code", "POST", "/api/v1/agents/claim", alice, map[string]string{"code": "ZZZZ-ZZZZ"}, 404, "not_found"},
+		{"claim by owner, lower case", "POST", "/api/v1/agents/claim", alice, map[string]string{"code": "abcd-efgh"}, 200, ""},
+		{"approve by volunteer", "POST", id + "/approve", alice, nil, 403, "forbidden"},
+		{"approve by admin", "POST", id + "/approve", f.admin, nil, 200, ""},
+		{"approve twice", "POST", id + "/approve", f.admin, nil, 409, "conflict"},
+	}
+	for _, s := range steps {
+		var body io.Reader
+		if s.body != nil {
+			body = jsonBody(s.body)
+		}
+		code, _, b := f.do(s.method, s.path, s.token, body, nil)
+		if code != s.wantCode || (s.wantErr != "" && errorCode(b) != s.wantErr) {
+			t.Fatalf("%s: %s %s = %d %s, want %d %s", s.name, s.method, s.path, code, b, s.wantCode, s.wantErr)
+		}
+	}
+	var got Agent
+	f.do("GET", id, "", nil, &got)
+	if got.State != "approved" || !got.Claimed || got.Owner != "alice" || got.DecidedBy != "admin" || !strings.HasPrefix(got.KeyID, "sha256:") {
+		t.Errorf("agent after approval = %+v", got)
+	}
+}
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+func TestSubmitValidation(t *testing.T) {
+	f := newFixture(t)
+	maint := f.account("maint", "maintainer")
+	vol := f.account("vol", "volunteer")
+	tests := []struct {
+		name     string
+		token    string
+		req      map[string]any
+		wantCode int
+	}{
+		{"volunteer may not submit", vol, map[string]any{"package": "hello", "release": "bookworm"}, 403},
+		{"bad package", maint, map[string]any{"package": "Hello World", "release": "bookworm"}, 400},
+		{"bad release", maint, map[string]any{"package": "hello", "release": "../x"}, 400},
+		{"bad trigger", maint, map[string]any{"package": "hello", "release": "bookworm", "triggers": []string{"glibc"}}, 400},
+		{"bad version", maint, map[string]any{"package": "hello", "release": "bookworm", "version": "x;rm"}, 400},
+		{"unknown field", maint, map[string]any{"package": "hello", "release": "bookworm", "priority": 9}, 400},
+		{"source never uploaded", maint, map[string]any{"package": "hello", "release": "bookworm", "source": map[string]any{"sha256": strings.Repeat("a", 64), "kind": "tree", "entry": "hello/"}}, 400},
+		{"good", maint, map[string]any{"package": "hello", "release": "bookworm", "triggers": []string{"glibc/2.36-9"}}, 201},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var j Job
+			code, _, body := f.do("POST", "/api/v1/jobs", tt.token, jsonBody(tt.req), &j)
+			if code != tt.wantCode {
+				t.Fatalf("POST /jobs = %d %s, want %d", code, body, tt.wantCode)
+			}
+			if code == 201 && (j.State != "queued" || j.Arch != "amd64" || j.SubmittedBy != "maint" || len(j.Tests) != 0) {
+				t.Errorf("created job = %+v, want queued amd64 by maint", j)
+			}
+		})
+	}
+}
+
+func TestSourceUpload(t *testing.T) {
+	f := newFixture(t)
+	maint := f.account("maint", "maintainer")
+	data := []byte("pretend this is a tar archive")
+	sum := sha256.Sum256(data)
+	sha := hex.EncodeToString(sum[:])
+	tests := []struct {
+		name     string
+		query    string
+		body     []byte
+		wantCode int
+	}{
+		{"no digest", "", data, 400},
+		{"wrong digest", "?sha256=" + strings.Repeat("0", 64), data, 400},
+		{"too large", "?sha256=" + sha, bytes.Repeat([]byte("x"), 2048), 413},
+		{"good", "?sha256=" + sha, data, 201},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, _, body := f.do("POST", "/api/v1/sources"+tt.query, maint, bytes.NewReader(tt.body), nil)
+			if code != tt.wantCode {
+				t.Errorf("POST /sources = %d %s, want %d", code, body, tt.wantCode)
+			}
+		})
+	}
+	code, _, body := f.do("GET", "/api/v1/blobs/"+sha, "", nil, nil)
+	if code != 200 || !bytes.Equal(body, data) {
+		t.Errorf("GET blob = %d %q, want the uploaded bytes", code, body)
+	}
+	var j Job
+	code, _, body = f.do("POST", "/api/v1/jobs", maint, jsonBody(map[string]any{"package": "fixture", "release": "bookworm",
+		"source": map[string]any{"sha256": sha, "kind": "tree", "entry": "fixture/"}}), &j)
+	if code != 201 || j.Source == nil || j.Source.Size != int64(len(data)) {
+		t.Errorf("submit with source = %d %s", code, body)
+	}
+}
+
+func TestIndexEscapesAndCSP(t *testing.T) {
+	f := newFixture(t)
+	if _, err := f.db.CreateJob(t.Context(), store.Job{Package: "hello", Version: "<script>x</script>", Release: "bookworm", Arch: "amd64", State: store.JobQueued, MaxAttempts: 3, CreatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	code, hdr, body := f.do("GET", "/", "", nil, nil)
+	if code != 200 || !strings.Contains(string(body), "hello") {
+		t.Fatalf("GET / = %d %s", code, body)
+	}
+	if strings.Contains(string(body), "<script>") {
+		t.Errorf("GET / rendered user text as HTML: %s", body)
+	}
+	if csp := hdr.Get("Content-Security-Policy"); !strings.Contains(csp, "default-src 'none'") {
+		t.Errorf("Content-Security-Policy = %q", csp)
+	}
+	if code, _, _ := f.do("GET", "/api/v1/jobs/1/log", "", nil, nil); code != 404 {
+		t.Errorf("log of a job without result = %d, want 404", code)
+	}
+}
