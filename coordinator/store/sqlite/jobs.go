@@ -1,0 +1,580 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/sparegrid/sparegrid/coordinator/store"
+	"github.com/sparegrid/sparegrid/shared/dep8"
+)
+
+// AddBlob implements store.Store.
+func (db *DB) AddBlob(ctx context.Context, b store.Blob) error {
+	if !store.ValidSHA256(b.SHA256) {
+		return fmt.Errorf("%w: blob sum %q", store.ErrInvalid, b.SHA256)
+	}
+	if b.Size < 0 {
+		return fmt.Errorf("%w: blob %s has size %d", store.ErrInvalid, b.SHA256, b.Size)
+	}
+	return db.write(ctx, func(tx *sql.Tx) error {
+		var size int64
+		err := tx.QueryRowContext(ctx, `SELECT size FROM blobs WHERE sha256 = ?`, b.SHA256).Scan(&size)
+		switch {
+		case err == nil && size != b.Size:
+			return fmt.Errorf("%w: blob %s is recorded with size %d, not %d", store.ErrConflict, b.SHA256, size, b.Size)
+		case err == nil:
+			return nil
+		case !errors.Is(err, sql.ErrNoRows):
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO blobs (sha256, size, created_at) VALUES (?, ?, ?)`,
+			b.SHA256, b.Size, nanos(db.clock(b.CreatedAt)))
+		return err
+	})
+}
+
+// Blob implements store.Store.
+func (db *DB) Blob(ctx context.Context, sum string) (store.Blob, error) {
+	var b store.Blob
+	var created int64
+	err := db.r.QueryRowContext(ctx, `SELECT sha256, size, created_at FROM blobs WHERE sha256 = ?`, sum).
+		Scan(&b.SHA256, &b.Size, &created)
+	if err != nil {
+		return store.Blob{}, notFound(err, "blob %s", sum)
+	}
+	b.CreatedAt = fromNanos(created)
+	return b, nil
+}
+
+// checkBlob returns store.ErrUnknownBlob unless a blob with sum and size is
+// recorded.
+func checkBlob(ctx context.Context, q querier, sum string, size int64) error {
+	var got int64
+	err := q.QueryRowContext(ctx, `SELECT size FROM blobs WHERE sha256 = ?`, sum).Scan(&got)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return fmt.Errorf("%w: %s", store.ErrUnknownBlob, sum)
+	case err != nil:
+		return err
+	case got != size:
+		return fmt.Errorf("%w: blob %s has size %d, not %d", store.ErrInvalid, sum, got, size)
+	}
+	return nil
+}
+
+const jobSelect = `SELECT id, package, version, release, arch, triggers,
+	source_sha256, source_size, source_kind, source_entry,
+	state, verdict, attempt, max_attempts, agent_id, nonce, lease_expires,
+	stage, reason, transport, submitted_by, created_at, started_at, finished_at
+	FROM jobs`
+
+func scanJob(s scanner) (store.Job, error) {
+	var j store.Job
+	var triggers string
+	var srcSum, srcKind, srcEntry sql.NullString
+	var srcSize, agent, lease, started, finished sql.NullInt64
+	var created int64
+	if err := s.Scan(&j.ID, &j.Package, &j.Version, &j.Release, &j.Arch, &triggers,
+		&srcSum, &srcSize, &srcKind, &srcEntry,
+		&j.State, &j.Verdict, &j.Attempt, &j.MaxAttempts, &agent, &j.Nonce, &lease,
+		&j.Stage, &j.Reason, &j.Transport, &j.SubmittedBy, &created, &started, &finished); err != nil {
+		return store.Job{}, err
+	}
+	if err := json.Unmarshal([]byte(triggers), &j.Triggers); err != nil {
+		return store.Job{}, fmt.Errorf("job %d triggers: %w", j.ID, err)
+	}
+	if len(j.Triggers) == 0 {
+		j.Triggers = nil
+	}
+	if srcSum.Valid {
+		j.Source = &store.Source{SHA256: srcSum.String, Size: srcSize.Int64, Kind: srcKind.String, Entry: srcEntry.String}
+	}
+	if agent.Valid {
+		j.AgentID = &agent.Int64
+	}
+	j.LeaseExpires = fromNull(lease)
+	j.CreatedAt = fromNanos(created)
+	j.StartedAt = fromNull(started)
+	j.FinishedAt = fromNull(finished)
+	return j, nil
+}
+
+func getJob(ctx context.Context, q querier, id int64) (store.Job, error) {
+	j, err := scanJob(q.QueryRowContext(ctx, jobSelect+` WHERE id = ?`, id))
+	return j, notFound(err, "job %d", id)
+}
+
+// CreateJob implements store.Store.
+func (db *DB) CreateJob(ctx context.Context, j store.Job) (store.Job, error) {
+	switch {
+	case j.Package == "" || j.Release == "" || j.Arch == "":
+		return store.Job{}, fmt.Errorf("%w: job needs a package, release and arch", store.ErrInvalid)
+	case j.State != "" && j.State != store.JobQueued:
+		return store.Job{}, fmt.Errorf("%w: a new job cannot be %s", store.ErrInvalid, j.State)
+	case j.MaxAttempts < 0:
+		return store.Job{}, fmt.Errorf("%w: max attempts %d", store.ErrInvalid, j.MaxAttempts)
+	case j.Source != nil && (!store.ValidSHA256(j.Source.SHA256) || j.Source.Kind == "" || j.Source.Entry == ""):
+		return store.Job{}, fmt.Errorf("%w: incomplete source", store.ErrInvalid)
+	}
+	if j.MaxAttempts == 0 {
+		j.MaxAttempts = store.DefaultMaxAttempts
+	}
+	triggers, err := json.Marshal(nonNil(j.Triggers))
+	if err != nil {
+		return store.Job{}, err
+	}
+	var srcSum, srcSize, srcKind, srcEntry any
+	if s := j.Source; s != nil {
+		srcSum, srcSize, srcKind, srcEntry = s.SHA256, s.Size, s.Kind, s.Entry
+	}
+	var out store.Job
+	err = db.write(ctx, func(tx *sql.Tx) error {
+		if j.Source != nil {
+			if err := checkBlob(ctx, tx, j.Source.SHA256, j.Source.Size); err != nil {
+				return err
+			}
+		}
+		res, err := tx.ExecContext(ctx, `INSERT INTO jobs (package, version, release, arch, triggers,
+			source_sha256, source_size, source_kind, source_entry, state, max_attempts, submitted_by, created_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?)`,
+			j.Package, j.Version, j.Release, j.Arch, string(triggers),
+			srcSum, srcSize, srcKind, srcEntry, j.MaxAttempts, j.SubmittedBy, nanos(db.clock(j.CreatedAt)))
+		if err != nil {
+			return err
+		}
+		id, err := res.LastInsertId()
+		if err != nil {
+			return err
+		}
+		out, err = getJob(ctx, tx, id)
+		return err
+	})
+	return out, err
+}
+
+// Job implements store.Store.
+func (db *DB) Job(ctx context.Context, id int64) (store.Job, error) {
+	return getJob(ctx, db.r, id)
+}
+
+// ListJobs implements store.Store.
+func (db *DB) ListJobs(ctx context.Context, f store.JobFilter) ([]store.Job, error) {
+	var where []string
+	var args []any
+	if f.Package != "" {
+		where = append(where, "package = ?")
+		args = append(args, f.Package)
+	}
+	if f.State != "" {
+		where = append(where, "state = ?")
+		args = append(args, f.State)
+	}
+	q := jobSelect
+	if len(where) > 0 {
+		q += " WHERE " + strings.Join(where, " AND ")
+	}
+	limit := f.Limit
+	if limit <= 0 {
+		limit = store.DefaultListLimit
+	}
+	q += " ORDER BY id DESC LIMIT ?"
+	args = append(args, limit)
+	rows, err := db.r.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []store.Job
+	for rows.Next() {
+		j, err := scanJob(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, j)
+	}
+	return out, rows.Err()
+}
+
+// LeaseJob implements store.Store.
+func (db *DB) LeaseJob(ctx context.Context, p store.LeaseParams) (*store.Job, error) {
+	switch {
+	case p.AgentID == 0 || p.Arch == "" || p.Nonce == "":
+		return nil, fmt.Errorf("%w: lease needs an agent, arch and nonce", store.ErrInvalid)
+	case p.TTL <= 0:
+		return nil, fmt.Errorf("%w: lease TTL %v", store.ErrInvalid, p.TTL)
+	}
+	now := db.clock(p.Now)
+	var out *store.Job
+	err := db.write(ctx, func(tx *sql.Tx) error {
+		var one int
+		if err := tx.QueryRowContext(ctx, `SELECT 1 FROM agents WHERE id = ?`, p.AgentID).Scan(&one); err != nil {
+			return notFound(err, "agent %d", p.AgentID)
+		}
+		if len(p.Releases) == 0 {
+			return nil
+		}
+		args := []any{p.Arch}
+		for _, r := range p.Releases {
+			args = append(args, r)
+		}
+		marks := strings.TrimSuffix(strings.Repeat("?,", len(p.Releases)), ",")
+		var id int64
+		err := tx.QueryRowContext(ctx, `SELECT id FROM jobs WHERE state = 'queued' AND arch = ? AND release IN (`+marks+`)
+			ORDER BY id LIMIT 1`, args...).Scan(&id)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE jobs SET state = 'running', attempt = attempt + 1, agent_id = ?,
+			nonce = ?, lease_expires = ?, started_at = ?, stage = '' WHERE id = ? AND state = 'queued'`,
+			p.AgentID, p.Nonce, nanos(now.Add(p.TTL)), nanos(now), id); err != nil {
+			return err
+		}
+		j, err := getJob(ctx, tx, id)
+		out = &j
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// holds returns the job when ref holds its lease at now.
+func holds(ctx context.Context, q querier, ref store.LeaseRef, now time.Time) (store.Job, error) {
+	j, err := getJob(ctx, q, ref.JobID)
+	if err != nil {
+		return store.Job{}, err
+	}
+	if err := leaseHeld(j, ref); err != nil {
+		return store.Job{}, err
+	}
+	if j.LeaseExpires == nil || !now.Before(*j.LeaseExpires) {
+		return store.Job{}, fmt.Errorf("%w: job %d attempt %d: lease expired", store.ErrStaleLease, ref.JobID, ref.Attempt)
+	}
+	return j, nil
+}
+
+// leaseHeld reports store.ErrStaleLease unless ref is the running attempt
+// of j.
+func leaseHeld(j store.Job, ref store.LeaseRef) error {
+	switch {
+	case j.State != store.JobRunning:
+		return fmt.Errorf("%w: job %d is %s", store.ErrStaleLease, j.ID, j.State)
+	case j.Attempt != ref.Attempt:
+		return fmt.Errorf("%w: job %d is at attempt %d, not %d", store.ErrStaleLease, j.ID, j.Attempt, ref.Attempt)
+	case j.AgentID == nil || *j.AgentID != ref.AgentID:
+		return fmt.Errorf("%w: job %d attempt %d is leased to another agent", store.ErrStaleLease, j.ID, j.Attempt)
+	}
+	return nil
+}
+
+// ExtendLease implements store.Store.
+func (db *DB) ExtendLease(ctx context.Context, ref store.LeaseRef, now, until time.Time, stage string) (store.Job, error) {
+	now = db.clock(now)
+	if !until.After(now) {
+		return store.Job{}, fmt.Errorf("%w: lease extended to %v, not after %v", store.ErrInvalid, until, now)
+	}
+	var out store.Job
+	err := db.write(ctx, func(tx *sql.Tx) error {
+		if _, err := holds(ctx, tx, ref, now); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE jobs SET lease_expires = ?, stage = CASE WHEN ? = '' THEN stage ELSE ? END
+			WHERE id = ?`, nanos(until), stage, stage, ref.JobID); err != nil {
+			return err
+		}
+		var err error
+		out, err = getJob(ctx, tx, ref.JobID)
+		return err
+	})
+	return out, err
+}
+
+// CheckLease implements store.Store.
+func (db *DB) CheckLease(ctx context.Context, ref store.LeaseRef, now time.Time) (store.Job, error) {
+	return holds(ctx, db.r, ref, db.clock(now))
+}
+
+// ExpireLeases implements store.Store.
+func (db *DB) ExpireLeases(ctx context.Context, now time.Time) ([]int64, error) {
+	now = db.clock(now)
+	var ids []int64
+	err := db.write(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, `SELECT id, attempt, max_attempts FROM jobs
+			WHERE state = 'running' AND lease_expires <= ? ORDER BY id`, nanos(now))
+		if err != nil {
+			return err
+		}
+		type expired struct {
+			id           int64
+			attempt, max int
+		}
+		var es []expired
+		for rows.Next() {
+			var e expired
+			if err := rows.Scan(&e.id, &e.attempt, &e.max); err != nil {
+				rows.Close()
+				return err
+			}
+			es = append(es, e)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		for _, e := range es {
+			if e.attempt >= e.max {
+				_, err = tx.ExecContext(ctx, `UPDATE jobs SET state = 'done', verdict = ?, lease_expires = NULL,
+					reason = ?, finished_at = ? WHERE id = ?`,
+					dep8.VerdictError, fmt.Sprintf("lease expired on attempt %d of %d; no attempts left", e.attempt, e.max),
+					nanos(now), e.id)
+			} else {
+				_, err = tx.ExecContext(ctx, `UPDATE jobs SET state = 'queued', agent_id = NULL, nonce = '',
+					lease_expires = NULL, stage = '', reason = ? WHERE id = ?`,
+					fmt.Sprintf("lease expired on attempt %d of %d", e.attempt, e.max), e.id)
+			}
+			if err != nil {
+				return err
+			}
+			ids = append(ids, e.id)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return ids, nil
+}
+
+// CompleteJob implements store.Store.
+func (db *DB) CompleteJob(ctx context.Context, r store.Result, now time.Time) (store.Job, error) {
+	if err := validResult(r); err != nil {
+		return store.Job{}, err
+	}
+	now = db.clock(now)
+	var out store.Job
+	err := db.write(ctx, func(tx *sql.Tx) error {
+		j, err := getJob(ctx, tx, r.JobID)
+		if err != nil {
+			return err
+		}
+		if err := leaseHeld(j, r.Ref()); err != nil {
+			return err
+		}
+		for _, b := range r.Blobs {
+			if err := checkBlob(ctx, tx, b.SHA256, b.Size); err != nil {
+				return fmt.Errorf("result blob %q: %w", b.Name, err)
+			}
+		}
+		if err := insertResult(ctx, tx, r, now); err != nil {
+			return err
+		}
+
+		left := j.Attempt < j.MaxAttempts
+		switch {
+		case r.Verdict == dep8.VerdictTmpfail && left:
+			_, err = tx.ExecContext(ctx, `UPDATE jobs SET state = 'queued', agent_id = NULL, nonce = '',
+				lease_expires = NULL, stage = '', transport = ?, reason = ? WHERE id = ?`,
+				r.Transport, fmt.Sprintf("tmpfail on attempt %d of %d (exit code %d)", j.Attempt, j.MaxAttempts, r.ExitCode), j.ID)
+		case r.Verdict == dep8.VerdictTmpfail:
+			_, err = tx.ExecContext(ctx, `UPDATE jobs SET state = 'done', verdict = ?, lease_expires = NULL,
+				transport = ?, reason = ?, finished_at = ? WHERE id = ?`,
+				dep8.VerdictError, r.Transport,
+				fmt.Sprintf("tmpfail on attempt %d of %d (exit code %d); no attempts left", j.Attempt, j.MaxAttempts, r.ExitCode),
+				nanos(now), j.ID)
+		default:
+			_, err = tx.ExecContext(ctx, `UPDATE jobs SET state = 'done', verdict = ?, lease_expires = NULL,
+				transport = ?, reason = '', finished_at = ? WHERE id = ?`,
+				r.Verdict, r.Transport, nanos(now), j.ID)
+		}
+		if err != nil {
+			return err
+		}
+		out, err = getJob(ctx, tx, j.ID)
+		return err
+	})
+	return out, err
+}
+
+func validResult(r store.Result) error {
+	switch r.Verdict {
+	case dep8.VerdictPass, dep8.VerdictFail, dep8.VerdictNeutral, dep8.VerdictTmpfail:
+	default:
+		return fmt.Errorf("%w: result verdict %q", store.ErrInvalid, r.Verdict)
+	}
+	if len(r.Envelope) == 0 {
+		return fmt.Errorf("%w: result has no envelope", store.ErrInvalid)
+	}
+	for _, t := range r.Tests {
+		if t.Name == "" || !t.Result.Valid() {
+			return fmt.Errorf("%w: test %q result %q", store.ErrInvalid, t.Name, t.Result)
+		}
+	}
+	for _, b := range r.Blobs {
+		if b.Name == "" || !store.ValidSHA256(b.SHA256) {
+			return fmt.Errorf("%w: blob ref %q %q", store.ErrInvalid, b.Name, b.SHA256)
+		}
+	}
+	return nil
+}
+
+func insertResult(ctx context.Context, tx *sql.Tx, r store.Result, now time.Time) error {
+	h := r.Harness
+	res, err := tx.ExecContext(ctx, `INSERT INTO results (job_id, attempt, agent_id, verdict, exit_code,
+		agent_version, autopkgtest_version, backend, image_digest, envelope, transport, created_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		r.JobID, r.Attempt, r.AgentID, r.Verdict, r.ExitCode,
+		h.AgentVersion, h.AutopkgtestVersion, h.Backend, h.ImageDigest, r.Envelope, r.Transport, nanos(now))
+	if isUnique(err) {
+		return fmt.Errorf("%w: job %d attempt %d already has a result", store.ErrStaleLease, r.JobID, r.Attempt)
+	}
+	if err != nil {
+		return err
+	}
+	id, err := res.LastInsertId()
+	if err != nil {
+		return err
+	}
+	for i, t := range r.Tests {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO result_tests (result_id, seq, name, result, detail) VALUES (?, ?, ?, ?, ?)`,
+			id, i, t.Name, t.Result, t.Detail); err != nil {
+			return err
+		}
+	}
+	for i, b := range r.Blobs {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO result_blobs (result_id, seq, name, sha256, size) VALUES (?, ?, ?, ?, ?)`,
+			id, i, b.Name, b.SHA256, b.Size); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// CancelJob implements store.Store.
+func (db *DB) CancelJob(ctx context.Context, id int64, now time.Time) (store.Job, error) {
+	now = db.clock(now)
+	var out store.Job
+	err := db.write(ctx, func(tx *sql.Tx) error {
+		j, err := getJob(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		if j.State != store.JobQueued && j.State != store.JobRunning && j.State != store.JobHeld {
+			return fmt.Errorf("%w: job %d is %s", store.ErrConflict, id, j.State)
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE jobs SET state = 'cancelled', verdict = ?, lease_expires = NULL,
+			finished_at = ? WHERE id = ?`, dep8.VerdictCancelled, nanos(now), id); err != nil {
+			return err
+		}
+		out, err = getJob(ctx, tx, id)
+		return err
+	})
+	return out, err
+}
+
+const resultSelect = `SELECT id, job_id, attempt, agent_id, verdict, exit_code,
+	agent_version, autopkgtest_version, backend, image_digest, envelope, transport, created_at
+	FROM results`
+
+// readResults returns the results selected by where, with their tests and
+// blob refs.
+func readResults(ctx context.Context, tx *sql.Tx, where string, args ...any) ([]store.Result, error) {
+	rows, err := tx.QueryContext(ctx, resultSelect+" "+where, args...)
+	if err != nil {
+		return nil, err
+	}
+	var out []store.Result
+	var ids []int64
+	for rows.Next() {
+		var r store.Result
+		var id, created int64
+		h := &r.Harness
+		if err := rows.Scan(&id, &r.JobID, &r.Attempt, &r.AgentID, &r.Verdict, &r.ExitCode,
+			&h.AgentVersion, &h.AutopkgtestVersion, &h.Backend, &h.ImageDigest, &r.Envelope, &r.Transport, &created); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		r.CreatedAt = fromNanos(created)
+		out = append(out, r)
+		ids = append(ids, id)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	for i, id := range ids {
+		r := &out[i]
+		trows, err := tx.QueryContext(ctx, `SELECT name, result, detail FROM result_tests WHERE result_id = ? ORDER BY seq`, id)
+		if err != nil {
+			return nil, err
+		}
+		for trows.Next() {
+			var t dep8.Test
+			if err := trows.Scan(&t.Name, &t.Result, &t.Detail); err != nil {
+				trows.Close()
+				return nil, err
+			}
+			r.Tests = append(r.Tests, t)
+		}
+		trows.Close()
+		if err := trows.Err(); err != nil {
+			return nil, err
+		}
+		brows, err := tx.QueryContext(ctx, `SELECT name, sha256, size FROM result_blobs WHERE result_id = ? ORDER BY seq`, id)
+		if err != nil {
+			return nil, err
+		}
+		for brows.Next() {
+			var b store.BlobRef
+			if err := brows.Scan(&b.Name, &b.SHA256, &b.Size); err != nil {
+				brows.Close()
+				return nil, err
+			}
+			r.Blobs = append(r.Blobs, b)
+		}
+		brows.Close()
+		if err := brows.Err(); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// Results implements store.Store.
+func (db *DB) Results(ctx context.Context, jobID int64) ([]store.Result, error) {
+	var out []store.Result
+	err := db.read(ctx, func(tx *sql.Tx) error {
+		if _, err := getJob(ctx, tx, jobID); err != nil {
+			return err
+		}
+		var err error
+		out, err = readResults(ctx, tx, `WHERE job_id = ? ORDER BY attempt`, jobID)
+		return err
+	})
+	return out, err
+}
+
+// LatestResult implements store.Store.
+func (db *DB) LatestResult(ctx context.Context, jobID int64) (store.Result, error) {
+	var out []store.Result
+	err := db.read(ctx, func(tx *sql.Tx) error {
+		var err error
+		out, err = readResults(ctx, tx, `WHERE job_id = ? ORDER BY attempt DESC LIMIT 1`, jobID)
+		return err
+	})
+	if err != nil {
+		return store.Result{}, err
+	}
+	if len(out) == 0 {
+		return store.Result{}, fmt.Errorf("%w: result of job %d", store.ErrNotFound, jobID)
+	}
+	return out[0], nil
+}

@@ -1,0 +1,222 @@
+package store
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/sparegrid/sparegrid/shared/dep8"
+)
+
+// Role is what an account may do.
+type Role string
+
+// Account roles.
+const (
+	RoleVolunteer  Role = "volunteer"
+	RoleMaintainer Role = "maintainer"
+	RoleAdmin      Role = "admin"
+)
+
+// Valid reports whether r is a known role.
+func (r Role) Valid() bool {
+	switch r {
+	case RoleVolunteer, RoleMaintainer, RoleAdmin:
+		return true
+	}
+	return false
+}
+
+// Account is a person, named the way Launchpad names people.
+type Account struct {
+	ID          int64
+	Name        string
+	DisplayName string
+	Email       string
+	Role        Role
+	CreatedAt   time.Time
+}
+
+// ValidateAccountName reports, wrapping ErrInvalid, why name is not a valid
+// account name: 2 to 32 characters from a-z, 0-9 and ".+-", starting with a
+// letter or digit.
+func ValidateAccountName(name string) error {
+	if len(name) < 2 || len(name) > 32 {
+		return fmt.Errorf("%w: account name %q must be 2 to 32 characters", ErrInvalid, name)
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		switch {
+		case 'a' <= c && c <= 'z', '0' <= c && c <= '9':
+		case i > 0 && (c == '.' || c == '+' || c == '-'):
+		default:
+			return fmt.Errorf("%w: account name %q: character %d must be one of a-z, 0-9 or, after the first, \".+-\"", ErrInvalid, name, i+1)
+		}
+	}
+	return nil
+}
+
+// AgentState is where an agent is in its registration.
+type AgentState string
+
+// Agent states.
+const (
+	AgentPending  AgentState = "pending"
+	AgentApproved AgentState = "approved"
+	AgentRejected AgentState = "rejected"
+)
+
+// Agent is a machine that runs tests for the grid.
+type Agent struct {
+	ID      int64
+	Name    string
+	OwnerID int64
+	// Owner is the owner's account name, filled when read.
+	Owner     string
+	PublicKey []byte
+	State     AgentState
+	// ClaimCode is the short code the agent shows so its owner can claim
+	// it; unique among all agents.
+	ClaimCode string
+	// ClaimedAt is when the owner confirmed the claim code.
+	ClaimedAt *time.Time
+	Labels    []string
+	// Capabilities is what the agent last advertised.
+	Capabilities json.RawMessage
+	// AutoApproved marks an agent approved without a claim (demo mode).
+	AutoApproved bool
+	CreatedAt    time.Time
+	LastSeen     *time.Time
+	// DecidedBy names the account that approved or rejected the agent.
+	DecidedBy string
+	DecidedAt *time.Time
+}
+
+// JobState is where a job is in its life.
+type JobState string
+
+// Job states.
+const (
+	JobQueued    JobState = "queued"
+	JobRunning   JobState = "running"
+	JobHeld      JobState = "held" // reserved: its scope is on hold
+	JobDone      JobState = "done"
+	JobCancelled JobState = "cancelled"
+)
+
+// Source is an uploaded source package: a tar archive held as a blob.
+type Source struct {
+	SHA256 string
+	Size   int64
+	Kind   string
+	// Entry is the path inside the archive to hand to autopkgtest.
+	Entry string
+}
+
+// Job is one request to test a package on one release and architecture.
+type Job struct {
+	ID       int64
+	Package  string
+	Version  string
+	Release  string
+	Arch     string
+	Triggers []string
+	// Source is nil when the package comes from the archive.
+	Source *Source
+	State  JobState
+	// Verdict is empty until the job is done or cancelled.
+	Verdict dep8.Verdict
+	// Attempt is 0 before the first lease and counts leases after.
+	Attempt     int
+	MaxAttempts int
+	// AgentID is the agent holding, or last holding, the lease.
+	AgentID *int64
+	// Nonce is unique to the current attempt.
+	Nonce        string
+	LeaseExpires *time.Time
+	// Stage is the stage of the last heartbeat.
+	Stage string
+	// Reason says why the job was retried or ended in error.
+	Reason string
+	// Transport is the transport of the last delivered result.
+	Transport   string
+	SubmittedBy string
+	CreatedAt   time.Time
+	StartedAt   *time.Time
+	FinishedAt  *time.Time
+}
+
+// JobFilter selects jobs for ListJobs. Zero fields match everything.
+type JobFilter struct {
+	Package string
+	State   JobState
+	// Limit caps the number of jobs; DefaultListLimit when not positive.
+	Limit int
+}
+
+// LeaseParams asks LeaseJob for a job.
+type LeaseParams struct {
+	AgentID  int64
+	Arch     string
+	Releases []string
+	TTL      time.Duration
+	Now      time.Time
+	// Nonce identifies the new attempt; the signed result must carry it.
+	Nonce string
+}
+
+// LeaseRef names one attempt of a job as leased to one agent.
+type LeaseRef struct {
+	JobID   int64
+	Attempt int
+	AgentID int64
+}
+
+// BlobRef names a blob a result uploaded, such as its log or an artifact.
+type BlobRef struct {
+	Name   string
+	SHA256 string
+	Size   int64
+}
+
+// Result is what an agent reported for one attempt of a job.
+type Result struct {
+	JobID    int64
+	Attempt  int
+	AgentID  int64
+	Verdict  dep8.Verdict
+	ExitCode int
+	Tests    []dep8.Test
+	Harness  dep8.Harness
+	// Envelope is the signed DSSE envelope exactly as received.
+	Envelope  []byte
+	Blobs     []BlobRef
+	Transport string
+	CreatedAt time.Time
+}
+
+// Ref returns the lease the result claims to be for.
+func (r Result) Ref() LeaseRef {
+	return LeaseRef{JobID: r.JobID, Attempt: r.Attempt, AgentID: r.AgentID}
+}
+
+// Blob is a content-addressed file held by the file store.
+type Blob struct {
+	SHA256    string
+	Size      int64
+	CreatedAt time.Time
+}
+
+// ValidSHA256 reports whether s is a lower-case hex sha256 sum.
+func ValidSHA256(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
