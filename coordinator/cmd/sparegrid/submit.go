@@ -1,0 +1,283 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/sparegrid/sparegrid/coordinator/client"
+	"github.com/sparegrid/sparegrid/shared/dep8"
+)
+
+// Exit statuses of submit --wait.
+const (
+	exitFail  = 1
+	exitInfra = 2
+)
+
+// maxPollFailures is how many polls in a row may fail to reach the
+// coordinator before submit --wait gives up.
+const maxPollFailures = 5
+
+type submitOptions struct {
+	release  string
+	arch     string
+	version  string
+	triggers []string
+	source   string
+	wait     bool
+}
+
+func (a *app) submitCommand() *cobra.Command {
+	var o submitOptions
+	cmd := &cobra.Command{
+		Use:   "submit (PACKAGE | --source PATH) --release RELEASE",
+		Short: "Ask the grid to test a package",
+		Long: `Ask the grid to run a package's autopkgtests.
+
+Either name a source PACKAGE to test from the archive, or give --source with
+an unpacked source tree (a directory with debian/control) or a .dsc whose
+files lie beside it; the source is packed, uploaded and tested as it is.
+
+The new job's id is printed alone on standard output.
+
+With --wait, sparegrid follows the job until it ends, then prints each
+test's result and the verdict on standard error, and exits with:
+  0  the verdict is pass or neutral
+  1  the verdict is fail (or sparegrid itself failed)
+  2  the verdict is tmpfail or error (trouble with the grid, not the
+     package), or the job was cancelled`,
+		Example: `  sparegrid submit hello --release trixie --trigger glibc/2.41-1 --wait
+  sparegrid submit --source ./hello-2.10 --release trixie`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.submit(cmd.Context(), args, o)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.release, "release", "", "release to test on, such as trixie")
+	f.StringVar(&o.arch, "arch", "", "architecture (default: the coordinator's)")
+	f.StringVar(&o.version, "version", "", "package version (default: the archive's, or the source's)")
+	f.StringArrayVar(&o.triggers, "trigger", nil, "a trigger as SOURCE/VERSION; repeat for more")
+	f.StringVar(&o.source, "source", "", "source tree directory or .dsc to upload and test")
+	f.BoolVar(&o.wait, "wait", false, "wait for the result; the exit status tells the verdict")
+	cmd.MarkFlagRequired("release")
+	return cmd
+}
+
+func (a *app) submit(ctx context.Context, args []string, o submitOptions) error {
+	switch {
+	case len(args) == 1 && o.source != "":
+		return errors.New("give either a PACKAGE to test from the archive or --source PATH, not both")
+	case len(args) == 0 && o.source == "":
+		return errors.New("give a PACKAGE to test from the archive, or --source PATH with a source tree or .dsc")
+	}
+	for _, t := range o.triggers {
+		if err := checkTrigger(t); err != nil {
+			return err
+		}
+	}
+	req := client.SubmitRequest{Release: o.release, Arch: o.arch, Version: o.version, Triggers: o.triggers}
+	if len(args) == 1 {
+		req.Package = args[0]
+		if !validSourceName(req.Package) {
+			return fmt.Errorf("package %q is not a valid source package name", req.Package)
+		}
+	}
+	c, err := a.client(true)
+	if err != nil {
+		return err
+	}
+	if o.source != "" {
+		src, err := a.uploadSource(ctx, c, o.source)
+		if err != nil {
+			return err
+		}
+		req.Package, req.Source = src.Package, src.Source()
+		if req.Version == "" {
+			req.Version = src.Version
+		}
+	}
+	job, err := c.SubmitJob(ctx, req)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(a.stdout, job.ID)
+	if !o.wait {
+		return nil
+	}
+	return a.wait(ctx, c, job)
+}
+
+func (a *app) uploadSource(ctx context.Context, c *client.Client, path string) (client.Packed, error) {
+	p, err := client.PackSource(path)
+	if err != nil {
+		return p, err
+	}
+	defer os.Remove(p.File)
+	for _, s := range p.Skipped {
+		fmt.Fprintf(a.stderr, "note: left out %s (a special file, or a symbolic link leaving the tree)\n", clean(s))
+	}
+	f, err := os.Open(p.File)
+	if err != nil {
+		return p, err
+	}
+	defer f.Close()
+	if _, err := c.UploadSource(ctx, f, p.SHA256, p.Size); err != nil {
+		return p, fmt.Errorf("upload source: %w", err)
+	}
+	what := p.Package
+	if p.Version != "" {
+		what += " " + p.Version
+	}
+	fmt.Fprintf(a.stderr, "uploaded %s (%s %s, %s, sha256:%s)\n", clean(what), p.Kind, clean(p.Entry), humanSize(p.Size), p.SHA256)
+	return p, nil
+}
+
+// wait polls the job until it ends, shows its progress on stderr, prints
+// its results, and returns an *exitError carrying the verdict's status.
+func (a *app) wait(ctx context.Context, c *client.Client, job client.Job) error {
+	start := a.now()
+	last := progress(job)
+	if a.stderrTTY {
+		fmt.Fprintf(a.stderr, "\r\x1b[K%s", last)
+	} else {
+		fmt.Fprintln(a.stderr, last)
+	}
+	failures := 0
+	timer := time.NewTimer(a.pollInterval)
+	defer timer.Stop()
+	for !job.Finished() {
+		select {
+		case <-ctx.Done():
+			if a.stderrTTY {
+				fmt.Fprintln(a.stderr)
+			}
+			return fmt.Errorf("stopped waiting; job %d goes on without you (%w)", job.ID, context.Cause(ctx))
+		case <-timer.C:
+		}
+		timer.Reset(a.pollInterval)
+		j, err := c.Job(ctx, job.ID)
+		if err != nil {
+			var aerr *client.APIError
+			failures++
+			if (errors.As(err, &aerr) && aerr.Status < 500) || failures >= maxPollFailures || ctx.Err() != nil {
+				return fmt.Errorf("follow job %d: %w", job.ID, err)
+			}
+			continue
+		}
+		failures = 0
+		job = j
+		line := progress(job)
+		if a.stderrTTY {
+			fmt.Fprintf(a.stderr, "\r\x1b[K%s, %s", line, a.now().Sub(start).Truncate(time.Second))
+		} else if line != last {
+			fmt.Fprintln(a.stderr, line)
+		}
+		last = line
+	}
+	if a.stderrTTY {
+		fmt.Fprintln(a.stderr)
+	}
+	a.printOutcome(job)
+	code := verdictExit(job)
+	if code == 0 {
+		return nil
+	}
+	return &exitError{code: code}
+}
+
+func progress(j client.Job) string {
+	s := fmt.Sprintf("job %d: %s", j.ID, clean(j.State))
+	if j.Stage != "" && !j.Finished() {
+		s += ", stage " + clean(j.Stage)
+	}
+	if j.Attempt > 0 {
+		s += ", attempt " + strconv.Itoa(j.Attempt)
+	}
+	return s
+}
+
+func (a *app) printOutcome(j client.Job) {
+	tw := newTable(a.stderr)
+	for _, t := range j.Tests {
+		row(tw, "  "+string(t.Result), t.Name, t.Detail)
+	}
+	tw.Flush()
+	verdict := string(j.Verdict)
+	if verdict == "" {
+		verdict = j.State
+	}
+	s := fmt.Sprintf("job %d: %s %s on %s/%s: %s", j.ID, clean(j.Package), clean(j.Version), clean(j.Release), clean(j.Arch), clean(verdict))
+	if j.Reason != "" {
+		s += " (" + clean(j.Reason) + ")"
+	}
+	if ag := agentLabel(j); ag != "" {
+		s += ", agent " + clean(ag)
+	}
+	fmt.Fprintln(a.stderr, s)
+}
+
+// verdictExit is the exit status of submit --wait for a finished job.
+func verdictExit(j client.Job) int {
+	if j.State == client.StateCancelled {
+		return exitInfra
+	}
+	switch j.Verdict {
+	case dep8.VerdictPass, dep8.VerdictNeutral:
+		return 0
+	case dep8.VerdictFail:
+		return exitFail
+	}
+	return exitInfra
+}
+
+// checkTrigger refuses a trigger that is not SOURCE/VERSION.
+func checkTrigger(t string) error {
+	src, ver, ok := strings.Cut(t, "/")
+	if !ok || !validSourceName(src) || !validVersion(ver) {
+		return fmt.Errorf("--trigger %q: want SOURCE/VERSION, such as glibc/2.41-1", t)
+	}
+	return nil
+}
+
+// validSourceName reports whether name is a Debian source package name.
+func validSourceName(name string) bool {
+	if len(name) < 2 {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		switch {
+		case 'a' <= c && c <= 'z', '0' <= c && c <= '9':
+		case i > 0 && (c == '+' || c == '-' || c == '.'):
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// validVersion reports whether v looks like a Debian version: it starts
+// with a digit and uses only the characters Debian versions may hold.
+func validVersion(v string) bool {
+	if v == "" || v[0] < '0' || v[0] > '9' {
+		return false
+	}
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case strings.IndexByte(".+-~:", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
