@@ -1,0 +1,78 @@
+package image
+
+import (
+	"context"
+	"errors"
+	"os/exec"
+	"syscall"
+	"time"
+	"unsafe"
+)
+
+// waitDelay bounds how long Wait keeps copying output after the process
+// group is gone, in case something outside the group holds the pipe.
+const waitDelay = 5 * time.Second
+
+// runGroup starts cmd as the leader of a new process group and waits for
+// it. When ctx is done first it sends the group SIGTERM, then SIGKILL after
+// grace, and reports cancelled.
+//
+// Once the leader has exited, and before it is reaped, the rest of the
+// group gets SIGKILL. While the leader is an unreaped zombie its process
+// group id cannot be reused, so this never signals an unrelated process.
+func runGroup(ctx context.Context, cmd *exec.Cmd, grace time.Duration) (cancelled bool, err error) {
+	if cmd.SysProcAttr == nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{}
+	}
+	cmd.SysProcAttr.Setpgid = true
+	cmd.WaitDelay = waitDelay
+	if err := cmd.Start(); err != nil {
+		return false, err
+	}
+	pgid := cmd.Process.Pid
+	exited := make(chan error, 1)
+	go func() { exited <- waitExited(pgid) }()
+
+	var waitErr error
+	select {
+	case waitErr = <-exited:
+	case <-ctx.Done():
+		cancelled = true
+		_ = syscall.Kill(-pgid, syscall.SIGTERM)
+		timer := time.NewTimer(grace)
+		select {
+		case waitErr = <-exited:
+		case <-timer.C:
+			_ = syscall.Kill(-pgid, syscall.SIGKILL)
+			waitErr = <-exited
+		}
+		timer.Stop()
+	}
+	if waitErr == nil {
+		_ = syscall.Kill(-pgid, syscall.SIGKILL)
+	}
+	err = cmd.Wait()
+	return cancelled, err
+}
+
+// waitExited blocks until the process pid has exited, leaving it
+// unreaped (waitid with WNOWAIT).
+func waitExited(pid int) error {
+	const (
+		pPID    = 1
+		wNOWAIT = 0x1000000
+	)
+	var info [128]byte
+	for {
+		_, _, e := syscall.Syscall6(syscall.SYS_WAITID, pPID, uintptr(pid),
+			uintptr(unsafe.Pointer(&info[0])), syscall.WEXITED|wNOWAIT, 0, 0)
+		switch {
+		case e == 0:
+			return nil
+		case errors.Is(e, syscall.EINTR):
+			continue
+		default:
+			return e
+		}
+	}
+}

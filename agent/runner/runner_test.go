@@ -1,0 +1,301 @@
+package runner
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/sparegrid/sparegrid/agent/image"
+	"github.com/sparegrid/sparegrid/shared/dep8"
+)
+
+func testImage() image.Image {
+	return image.Image{
+		Release: "bookworm",
+		Arch:    "amd64",
+		Backend: image.BackendUnshare,
+		Path:    "/var/lib/sparegrid/images/bookworm-amd64.tar",
+		Digest:  "sha256:" + strings.Repeat("0", 64),
+	}
+}
+
+func TestCommandLine(t *testing.T) {
+	noArch := testImage()
+	noArch.Arch = ""
+	tests := []struct {
+		name string
+		spec Spec
+		want []string
+	}{
+		{
+			name: "archive package",
+			spec: Spec{Package: "hello", Image: testImage(), OutputDir: "/out"},
+			want: []string{"autopkgtest", "--apt-upgrade", "--output-dir", "/out", "hello",
+				"--", "unshare", "--release", "bookworm", "--arch", "amd64", "--tarball", "/var/lib/sparegrid/images/bookworm-amd64.tar"},
+		},
+		{
+			name: "version, triggers and timeout",
+			spec: Spec{Package: "hello", Version: "2.10-3", Triggers: []string{"hello/2.10-3", "libc6/2.36-9"},
+				Timeout: 90*time.Second + time.Millisecond, Image: testImage(), OutputDir: "/out"},
+			want: []string{"autopkgtest", "--apt-upgrade", "--output-dir", "/out", "--timeout-test=91",
+				"--env=ADT_TEST_TRIGGERS=hello/2.10-3 libc6/2.36-9", "hello",
+				"--", "unshare", "--release", "bookworm", "--arch", "amd64", "--tarball", "/var/lib/sparegrid/images/bookworm-amd64.tar"},
+		},
+		{
+			name: "source tree",
+			spec: Spec{SourcePath: "/src/fixture", Image: testImage(), OutputDir: "/out"},
+			want: []string{"autopkgtest", "--apt-upgrade", "--output-dir", "/out", "--no-built-binaries", "/src/fixture/",
+				"--", "unshare", "--release", "bookworm", "--arch", "amd64", "--tarball", "/var/lib/sparegrid/images/bookworm-amd64.tar"},
+		},
+		{
+			name: "source tree with trailing slashes",
+			spec: Spec{SourcePath: "/src/fixture//", Image: testImage(), OutputDir: "/out"},
+			want: []string{"autopkgtest", "--apt-upgrade", "--output-dir", "/out", "--no-built-binaries", "/src/fixture/",
+				"--", "unshare", "--release", "bookworm", "--arch", "amd64", "--tarball", "/var/lib/sparegrid/images/bookworm-amd64.tar"},
+		},
+		{
+			name: "dsc",
+			spec: Spec{SourcePath: "/src/sparegrid-fixture_1.0.dsc", Image: testImage(), OutputDir: "/out"},
+			want: []string{"autopkgtest", "--apt-upgrade", "--output-dir", "/out", "--no-built-binaries", "/src/sparegrid-fixture_1.0.dsc",
+				"--", "unshare", "--release", "bookworm", "--arch", "amd64", "--tarball", "/var/lib/sparegrid/images/bookworm-amd64.tar"},
+		},
+		{
+			name: "image without architecture",
+			spec: Spec{Package: "hello", Image: noArch, OutputDir: "/out"},
+			want: []string{"autopkgtest", "--apt-upgrade", "--output-dir", "/out", "hello",
+				"--", "unshare", "--release", "bookworm", "--tarball", "/var/lib/sparegrid/images/bookworm-amd64.tar"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := CommandLine(tt.spec)
+			if err != nil {
+				t.Fatalf("CommandLine(%+v): %v", tt.spec, err)
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("CommandLine mismatch (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestCommandLineRejects(t *testing.T) {
+	img := testImage()
+	with := func(f func(*Spec)) Spec {
+		s := Spec{Package: "hello", Image: img, OutputDir: "/out"}
+		f(&s)
+		return s
+	}
+	tests := []struct {
+		name string
+		spec Spec
+	}{
+		{"neither package nor source", with(func(s *Spec) { s.Package = "" })},
+		{"both package and source", with(func(s *Spec) { s.SourcePath = "/src/x" })},
+		{"option as package", with(func(s *Spec) { s.Package = "--shell" })},
+		{"one-letter package", with(func(s *Spec) { s.Package = "a" })},
+		{"path as package", with(func(s *Spec) { s.Package = "./hello" })},
+		{"relative source path", with(func(s *Spec) { s.Package = ""; s.SourcePath = "fixture" })},
+		{"version with space", with(func(s *Spec) { s.Version = "1.0 --shell" })},
+		{"version not starting with a digit", with(func(s *Spec) { s.Version = "-1" })},
+		{"trigger without version", with(func(s *Spec) { s.Triggers = []string{"hello"} })},
+		{"trigger with space", with(func(s *Spec) { s.Triggers = []string{"hello/1.0 x/2"} })},
+		{"relative output dir", with(func(s *Spec) { s.OutputDir = "out" })},
+		{"empty output dir", with(func(s *Spec) { s.OutputDir = "" })},
+		{"negative timeout", with(func(s *Spec) { s.Timeout = -time.Second })},
+		{"qemu image", with(func(s *Spec) { s.Image.Backend = "qemu" })},
+		{"bad release", with(func(s *Spec) { s.Image.Release = "--help" })},
+		{"bad arch", with(func(s *Spec) { s.Image.Arch = "amd64 --shell" })},
+		{"relative image path", with(func(s *Spec) { s.Image.Path = "bookworm.tar" })},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got, err := CommandLine(tt.spec); !errors.Is(err, ErrBadSpec) {
+				t.Errorf("CommandLine(%+v) = %q, %v, want %v", tt.spec, got, err, ErrBadSpec)
+			}
+		})
+	}
+}
+
+func TestRunRejectsMissingSource(t *testing.T) {
+	dir := t.TempDir()
+	tests := []struct {
+		name string
+		path string
+	}{
+		{"missing dsc", filepath.Join(dir, "x_1.0.dsc")},
+		{"directory named .dsc", filepath.Join(dir, "d.dsc")},
+		{"not a source tree", dir},
+	}
+	if err := os.Mkdir(filepath.Join(dir, "d.dsc"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			spec := Spec{SourcePath: tt.path, Image: testImage(), OutputDir: filepath.Join(t.TempDir(), "out")}
+			if _, err := Run(t.Context(), spec); !errors.Is(err, ErrBadSpec) {
+				t.Errorf("Run(source %s) error = %v, want %v", tt.path, err, ErrBadSpec)
+			}
+		})
+	}
+}
+
+func TestRunRejectsNonEmptyOutputDir(t *testing.T) {
+	out := t.TempDir()
+	if err := os.WriteFile(filepath.Join(out, "log"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got, err := Run(t.Context(), Spec{Package: "hello", Image: testImage(), OutputDir: out})
+	if !errors.Is(err, ErrBadSpec) {
+		t.Fatalf("Run(non-empty output dir) error = %v, want %v", err, ErrBadSpec)
+	}
+	if got.Verdict != dep8.VerdictTmpfail {
+		t.Errorf("Run(non-empty output dir).Verdict = %q, want %q", got.Verdict, dep8.VerdictTmpfail)
+	}
+}
+
+func TestCheckVersion(t *testing.T) {
+	tests := []struct {
+		name        string
+		spec        Spec
+		testpkg     string
+		verdict     dep8.Verdict
+		wantVerdict dep8.Verdict
+		wantNotes   int
+	}{
+		{"nothing asked", Spec{SourcePath: "/src"}, "", dep8.VerdictPass, dep8.VerdictPass, 0},
+		{"same version", Spec{Package: "hello", Version: "2.10-3"}, "hello 2.10-3", dep8.VerdictFail, dep8.VerdictFail, 0},
+		{"package only", Spec{Package: "hello"}, "hello 2.10-3", dep8.VerdictPass, dep8.VerdictPass, 0},
+		{"other version", Spec{Package: "hello", Version: "2.10-2"}, "hello 2.10-3", dep8.VerdictPass, dep8.VerdictTmpfail, 1},
+		{"other package", Spec{Package: "hello"}, "goodbye 1.0", dep8.VerdictPass, dep8.VerdictTmpfail, 1},
+		{"source tree version", Spec{SourcePath: "/src", Version: "1.0"}, "sparegrid-fixture 1.0", dep8.VerdictFail, dep8.VerdictFail, 0},
+		{"no testpkg-version", Spec{Package: "hello"}, "", dep8.VerdictNeutral, dep8.VerdictTmpfail, 1},
+		{"infrastructure failure kept", Spec{Package: "hello", Version: "1"}, "", dep8.VerdictTmpfail, dep8.VerdictTmpfail, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out := Outcome{Verdict: tt.verdict, TestpkgVersion: tt.testpkg}
+			checkVersion(&out, tt.spec)
+			if out.Verdict != tt.wantVerdict || len(out.Notes) != tt.wantNotes {
+				t.Errorf("checkVersion(%q) = %q with notes %q, want %q with %d notes", tt.testpkg, out.Verdict, out.Notes, tt.wantVerdict, tt.wantNotes)
+			}
+		})
+	}
+}
+
+// signalWriter collects output and closes ready the first time it
+// contains marker.
+type signalWriter struct {
+	marker string
+	ready  chan struct{}
+
+	mu   sync.Mutex
+	buf  bytes.Buffer
+	once sync.Once
+}
+
+func newSignalWriter(marker string) *signalWriter {
+	return &signalWriter{marker: marker, ready: make(chan struct{})}
+}
+
+func (w *signalWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.buf.Write(p)
+	if w.marker != "" && strings.Contains(w.buf.String(), w.marker) {
+		w.once.Do(func() { close(w.ready) })
+	}
+	return len(p), nil
+}
+
+func (w *signalWriter) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.buf.String()
+}
+
+// processesWithArg returns the pids and command lines of processes with
+// s somewhere in their command line.
+func processesWithArg(t *testing.T, s string) []string {
+	t.Helper()
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var found []string
+	for _, e := range entries {
+		if e.Name()[0] < '0' || e.Name()[0] > '9' {
+			continue
+		}
+		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil {
+			continue
+		}
+		if bytes.Contains(cmdline, []byte(s)) {
+			found = append(found, e.Name()+": "+string(bytes.ReplaceAll(cmdline, []byte{0}, []byte{' '})))
+		}
+	}
+	return found
+}
+
+func uniqueMarker() string {
+	return fmt.Sprintf("%d.%06d", 3000+os.Getpid()%1000, time.Now().UnixNano()%1000000)
+}
+
+func TestRunGroupKillsWholeGroup(t *testing.T) {
+	tests := []struct {
+		name   string
+		script string
+		cancel bool
+	}{
+		{"cancel, children exit on SIGTERM", "sleep %[1]s & sleep %[1]s & echo ready; wait", true},
+		{"cancel, leader ignores SIGTERM", "trap '' TERM; sleep %[1]s & echo ready; while :; do sleep %[1]s; done", true},
+		{"leader exits, straggler left behind", "sleep %[1]s & echo ready; exec 1>&- 2>&-", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			marker := uniqueMarker()
+			ctx, cancel := context.WithCancel(t.Context())
+			defer cancel()
+			out := newSignalWriter("ready")
+			cmd := exec.Command("sh", "-c", fmt.Sprintf(tt.script, marker))
+			cmd.Stdout = out
+			type result struct {
+				cancelled bool
+				err       error
+			}
+			resc := make(chan result, 1)
+			go func() {
+				c, err := runGroup(ctx, cmd, 100*time.Millisecond)
+				resc <- result{c, err}
+			}()
+			if tt.cancel {
+				select {
+				case <-out.ready:
+				case r := <-resc:
+					t.Fatalf("runGroup returned before cancel: %+v", r)
+				}
+				if ps := processesWithArg(t, marker); len(ps) == 0 {
+					t.Fatalf("no processes with marker %s before cancel", marker)
+				}
+				cancel()
+			}
+			r := <-resc
+			if r.cancelled != tt.cancel {
+				t.Errorf("runGroup cancelled = %v, want %v", r.cancelled, tt.cancel)
+			}
+			if ps := processesWithArg(t, marker); len(ps) != 0 {
+				t.Errorf("processes left behind: %q", ps)
+			}
+		})
+	}
+}
