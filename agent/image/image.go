@@ -22,11 +22,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/sparegrid/sparegrid/agent/internal/procgroup"
+	"github.com/sparegrid/sparegrid/shared/dep8"
 )
 
 // Errors returned by this package.
@@ -79,15 +81,6 @@ type BuildOptions struct {
 	Log io.Writer
 }
 
-var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]*$`)
-
-// ValidName reports whether s is acceptable as a release or architecture
-// name: lower-case letters, digits, dots and hyphens, not starting with a
-// hyphen or dot.
-func ValidName(s string) bool {
-	return len(s) <= 64 && nameRE.MatchString(s)
-}
-
 func validMirror(s string) error {
 	u, err := url.Parse(s)
 	if err != nil {
@@ -123,7 +116,7 @@ func HostArch(ctx context.Context) (string, error) {
 		return "", fmt.Errorf("image: dpkg --print-architecture: %w", err)
 	}
 	arch := strings.TrimSpace(string(out))
-	if !ValidName(arch) {
+	if !dep8.ValidSuite(arch) {
 		return "", fmt.Errorf("%w: dpkg architecture %q", ErrBadName, arch)
 	}
 	return arch, nil
@@ -142,7 +135,7 @@ func Build(ctx context.Context, opts BuildOptions) (Image, error) {
 	if opts.StateDir == "" {
 		return Image{}, fmt.Errorf("%w: empty state directory", ErrBuild)
 	}
-	if !ValidName(opts.Release) {
+	if !dep8.ValidSuite(opts.Release) {
 		return Image{}, fmt.Errorf("%w: release %q", ErrBadName, opts.Release)
 	}
 	arch := opts.Arch
@@ -152,7 +145,7 @@ func Build(ctx context.Context, opts BuildOptions) (Image, error) {
 			return Image{}, err
 		}
 	}
-	if !ValidName(arch) {
+	if !dep8.ValidSuite(arch) {
 		return Image{}, fmt.Errorf("%w: architecture %q", ErrBadName, arch)
 	}
 	mirror := opts.Mirror
@@ -197,7 +190,7 @@ func Build(ctx context.Context, opts BuildOptions) (Image, error) {
 	cmd := exec.Command("mmdebstrap", args...)
 	cmd.Stdout = cw
 	cmd.Stderr = io.MultiWriter(logw, tail)
-	if _, err := runGroup(ctx, cmd, killGrace); err != nil {
+	if _, err := procgroup.Run(ctx, cmd, killGrace); err != nil {
 		if ctx.Err() != nil {
 			return Image{}, fmt.Errorf("%w: %w", ErrBuild, context.Cause(ctx))
 		}
@@ -369,7 +362,7 @@ func readRecord(path string) (Image, error) {
 	if err := dec.Decode(&img); err != nil {
 		return Image{}, fmt.Errorf("%w: %s: %w", ErrBadRecord, path, err)
 	}
-	if !ValidName(img.Release) || !ValidName(img.Arch) {
+	if !dep8.ValidSuite(img.Release) || !dep8.ValidSuite(img.Arch) {
 		return Image{}, fmt.Errorf("%w: %s: bad release or architecture", ErrBadRecord, path)
 	}
 	want := baseName(img.Release, img.Arch) + ".json"
@@ -432,7 +425,7 @@ func List(stateDir string) ([]Image, error) {
 // Lookup returns the image for release and arch in stateDir, or an error
 // wrapping ErrNoImage when there is none.
 func Lookup(stateDir, release, arch string) (Image, error) {
-	if !ValidName(release) || !ValidName(arch) {
+	if !dep8.ValidSuite(release) || !dep8.ValidSuite(arch) {
 		return Image{}, fmt.Errorf("%w: %q/%q", ErrBadName, release, arch)
 	}
 	img, err := readRecord(filepath.Join(Dir(stateDir), baseName(release, arch)+".json"))

@@ -17,12 +17,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/sparegrid/sparegrid/agent/image"
+	"github.com/sparegrid/sparegrid/agent/internal/procgroup"
 	"github.com/sparegrid/sparegrid/shared/dep8"
 )
 
@@ -97,29 +97,6 @@ type Outcome struct {
 	Duration time.Duration
 }
 
-var (
-	packageRE = regexp.MustCompile(`^[0-9a-z][0-9a-z.+-]+$`)
-	versionRE = regexp.MustCompile(`^[0-9A-Za-z.+~:-]+$`)
-)
-
-// ValidPackage reports whether s is a source package name autopkgtest
-// takes as an archive package.
-func ValidPackage(s string) bool {
-	return len(s) <= 100 && packageRE.MatchString(s)
-}
-
-// ValidVersion reports whether s is made only of the characters a Debian
-// version may use.
-func ValidVersion(s string) bool {
-	return len(s) <= 100 && versionRE.MatchString(s) && s[0] >= '0' && s[0] <= '9'
-}
-
-// ValidTrigger reports whether s is a "source/version" trigger.
-func ValidTrigger(s string) bool {
-	src, ver, ok := strings.Cut(s, "/")
-	return ok && ValidPackage(src) && ValidVersion(ver)
-}
-
 // CommandLine returns the autopkgtest command line for spec, starting with
 // "autopkgtest". It checks the spec but not the file system, except to
 // tell a .dsc from a source tree.
@@ -169,19 +146,19 @@ func checkSpec(spec Spec) error {
 		return fmt.Errorf("%w: neither package nor source path", ErrBadSpec)
 	case spec.Package != "" && spec.SourcePath != "":
 		return fmt.Errorf("%w: both package and source path", ErrBadSpec)
-	case spec.Package != "" && !ValidPackage(spec.Package):
+	case spec.Package != "" && !dep8.ValidSource(spec.Package):
 		return fmt.Errorf("%w: package %q", ErrBadSpec, spec.Package)
 	case spec.SourcePath != "" && !filepath.IsAbs(spec.SourcePath):
 		return fmt.Errorf("%w: source path %q is not absolute", ErrBadSpec, spec.SourcePath)
-	case spec.Version != "" && !ValidVersion(spec.Version):
+	case spec.Version != "" && !dep8.ValidVersion(spec.Version):
 		return fmt.Errorf("%w: version %q", ErrBadSpec, spec.Version)
 	case spec.OutputDir == "" || !filepath.IsAbs(spec.OutputDir):
 		return fmt.Errorf("%w: output directory %q is not absolute", ErrBadSpec, spec.OutputDir)
 	case spec.Image.Backend != image.BackendUnshare:
 		return fmt.Errorf("%w: image backend %q, want %q", ErrBadSpec, spec.Image.Backend, image.BackendUnshare)
-	case !image.ValidName(spec.Image.Release):
+	case !dep8.ValidSuite(spec.Image.Release):
 		return fmt.Errorf("%w: image release %q", ErrBadSpec, spec.Image.Release)
-	case spec.Image.Arch != "" && !image.ValidName(spec.Image.Arch):
+	case spec.Image.Arch != "" && !dep8.ValidSuite(spec.Image.Arch):
 		return fmt.Errorf("%w: image architecture %q", ErrBadSpec, spec.Image.Arch)
 	case spec.Image.Path == "" || !filepath.IsAbs(spec.Image.Path):
 		return fmt.Errorf("%w: image path %q is not absolute", ErrBadSpec, spec.Image.Path)
@@ -189,7 +166,7 @@ func checkSpec(spec Spec) error {
 		return fmt.Errorf("%w: negative timeout", ErrBadSpec)
 	}
 	for _, tr := range spec.Triggers {
-		if !ValidTrigger(tr) {
+		if !dep8.ValidTrigger(tr) {
 			return fmt.Errorf("%w: trigger %q", ErrBadSpec, tr)
 		}
 	}
@@ -357,7 +334,7 @@ func runAutopkgtest(ctx context.Context, args []string, tmpDir string, w io.Writ
 	cmd.Env = append(os.Environ(), "TMPDIR="+tmpDir)
 	cmd.Stdout = w
 	cmd.Stderr = w
-	cancelled, err = runGroup(ctx, cmd, grace)
+	cancelled, err = procgroup.Run(ctx, cmd, grace)
 	if cancelled {
 		return -1, true, nil
 	}

@@ -2,11 +2,9 @@ package runner
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -249,53 +247,4 @@ func processesWithArg(t *testing.T, s string) []string {
 
 func uniqueMarker() string {
 	return fmt.Sprintf("%d.%06d", 3000+os.Getpid()%1000, time.Now().UnixNano()%1000000)
-}
-
-func TestRunGroupKillsWholeGroup(t *testing.T) {
-	tests := []struct {
-		name   string
-		script string
-		cancel bool
-	}{
-		{"cancel, children exit on SIGTERM", "sleep %[1]s & sleep %[1]s & echo ready; wait", true},
-		{"cancel, leader ignores SIGTERM", "trap '' TERM; sleep %[1]s & echo ready; while :; do sleep %[1]s; done", true},
-		{"leader exits, straggler left behind", "sleep %[1]s & echo ready; exec 1>&- 2>&-", false},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			marker := uniqueMarker()
-			ctx, cancel := context.WithCancel(t.Context())
-			defer cancel()
-			out := newSignalWriter("ready")
-			cmd := exec.Command("sh", "-c", fmt.Sprintf(tt.script, marker))
-			cmd.Stdout = out
-			type result struct {
-				cancelled bool
-				err       error
-			}
-			resc := make(chan result, 1)
-			go func() {
-				c, err := runGroup(ctx, cmd, 100*time.Millisecond)
-				resc <- result{c, err}
-			}()
-			if tt.cancel {
-				select {
-				case <-out.ready:
-				case r := <-resc:
-					t.Fatalf("runGroup returned before cancel: %+v", r)
-				}
-				if ps := processesWithArg(t, marker); len(ps) == 0 {
-					t.Fatalf("no processes with marker %s before cancel", marker)
-				}
-				cancel()
-			}
-			r := <-resc
-			if r.cancelled != tt.cancel {
-				t.Errorf("runGroup cancelled = %v, want %v", r.cancelled, tt.cancel)
-			}
-			if ps := processesWithArg(t, marker); len(ps) != 0 {
-				t.Errorf("processes left behind: %q", ps)
-			}
-		})
-	}
 }

@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"path"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -109,18 +108,6 @@ func (a *API) jobView(ctx context.Context, j store.Job) (Job, error) {
 	return v, nil
 }
 
-var (
-	sourceNameRe = regexp.MustCompile(`^[a-z0-9][a-z0-9+.-]+$`)
-	releaseRe    = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{0,63}$`)
-	versionRe    = regexp.MustCompile(`^[0-9][A-Za-z0-9.+~:-]*$`)
-)
-
-// validTrigger accepts "source/version".
-func validTrigger(t string) bool {
-	src, ver, ok := strings.Cut(t, "/")
-	return ok && sourceNameRe.MatchString(src) && versionRe.MatchString(ver)
-}
-
 // SubmitRequest is the body of POST /api/v1/jobs.
 type SubmitRequest struct {
 	Package  string   `json:"package"`
@@ -136,19 +123,19 @@ func (a *API) validateSubmit(ctx context.Context, req *SubmitRequest) error {
 		req.Arch = a.cfg.DefaultArch
 	}
 	switch {
-	case !sourceNameRe.MatchString(req.Package):
+	case !dep8.ValidSource(req.Package):
 		return badRequest("package %q is not a Debian source package name", req.Package)
-	case !releaseRe.MatchString(req.Release):
+	case !dep8.ValidSuite(req.Release):
 		return badRequest("release %q is not a release name such as bookworm", req.Release)
-	case !releaseRe.MatchString(req.Arch):
+	case !dep8.ValidSuite(req.Arch):
 		return badRequest("arch %q is not an architecture name such as amd64", req.Arch)
-	case req.Version != "" && !versionRe.MatchString(req.Version):
+	case req.Version != "" && !dep8.ValidVersion(req.Version):
 		return badRequest("version %q is not a Debian version", req.Version)
 	case len(req.Triggers) > 64:
 		return badRequest("at most 64 triggers")
 	}
 	for _, t := range req.Triggers {
-		if !validTrigger(t) {
+		if !dep8.ValidTrigger(t) {
 			return badRequest("trigger %q: use SOURCE/VERSION, for example glibc/2.36-9", t)
 		}
 	}

@@ -16,6 +16,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/sparegrid/sparegrid/shared/dep8"
 )
 
 // Errors of PackSource.
@@ -391,32 +393,15 @@ func parseParagraph(data []byte) (map[string]string, error) {
 }
 
 // checkSourceName reports whether name is a valid Debian source package
-// name: lower-case letters, digits and "+-.", at least two characters,
-// starting with a letter or digit.
+// name, as dep8.ValidSource decides.
 func checkSourceName(name string) error {
 	if name == "" {
 		return fmt.Errorf("%w: no Source field", ErrBadControl)
 	}
-	if !validSourceName(name) {
+	if !dep8.ValidSource(name) {
 		return fmt.Errorf("%w: %q is not a valid source package name", ErrBadControl, name)
 	}
 	return nil
-}
-
-func validSourceName(name string) bool {
-	if len(name) < 2 {
-		return false
-	}
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		switch {
-		case 'a' <= c && c <= 'z', '0' <= c && c <= '9':
-		case i > 0 && (c == '+' || c == '-' || c == '.'):
-		default:
-			return false
-		}
-	}
-	return true
 }
 
 // changelogVersion returns the version of the first entry of a

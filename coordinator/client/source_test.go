@@ -15,6 +15,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/sparegrid/sparegrid/shared/dep8"
 )
 
 type entry struct {
@@ -372,7 +373,7 @@ func FuzzParseDsc(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if !validSourceName(info.Source) || len(info.Files) == 0 {
+		if !dep8.ValidSource(info.Source) || len(info.Files) == 0 {
 			t.Fatalf("parseDsc(%q) = %+v without an error", data, info)
 		}
 		for _, f := range info.Files {

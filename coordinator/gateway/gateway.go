@@ -252,10 +252,6 @@ func (g *Gateway) authenticate(ctx context.Context, token string) (store.Agent, 
 	return g.approvedAgent(ctx, id)
 }
 
-var (
-	wordRe = regexp.MustCompile(`^[a-z0-9][a-z0-9.+~-]{0,63}$`)
-)
-
 // Lease implements protocol.Handler.
 func (g *Gateway) Lease(ctx context.Context, token string, req protocol.LeaseRequest) (protocol.LeaseReply, error) {
 	a, err := g.authenticate(ctx, token)
@@ -263,11 +259,11 @@ func (g *Gateway) Lease(ctx context.Context, token string, req protocol.LeaseReq
 		return protocol.LeaseReply{}, err
 	}
 	caps := req.Capabilities
-	if !wordRe.MatchString(caps.Arch) {
+	if !dep8.ValidSuite(caps.Arch) {
 		return protocol.LeaseReply{}, protocol.Errorf(protocol.ErrBadRequest, "capabilities: bad arch %q", caps.Arch)
 	}
 	for _, r := range caps.Releases {
-		if !wordRe.MatchString(r) {
+		if !dep8.ValidSuite(r) {
 			return protocol.LeaseReply{}, protocol.Errorf(protocol.ErrBadRequest, "capabilities: bad release %q", r)
 		}
 	}

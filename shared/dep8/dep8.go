@@ -1,7 +1,8 @@
 // Package dep8 owns the vocabulary of package test results that both the
 // agent and the coordinator speak: autopkgtest's per-test results, the job
-// verdicts sparegrid derives from autopkgtest's exit code, and the harness
-// revision that a result was produced with.
+// verdicts sparegrid derives from autopkgtest's exit code, the harness
+// revision that a result was produced with, and the names (source
+// packages, versions, triggers, releases, architectures) that jobs carry.
 //
 // It parses autopkgtest's output but never runs anything, and it must not
 // re-implement DEP-8 semantics: autopkgtest decides, this package reads.

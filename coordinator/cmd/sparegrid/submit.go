@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -86,7 +85,7 @@ func (a *app) submit(ctx context.Context, args []string, o submitOptions) error 
 	req := client.SubmitRequest{Release: o.release, Arch: o.arch, Version: o.version, Triggers: o.triggers}
 	if len(args) == 1 {
 		req.Package = args[0]
-		if !validSourceName(req.Package) {
+		if !dep8.ValidSource(req.Package) {
 			return fmt.Errorf("package %q is not a valid source package name", req.Package)
 		}
 	}
@@ -240,44 +239,8 @@ func verdictExit(j client.Job) int {
 
 // checkTrigger refuses a trigger that is not SOURCE/VERSION.
 func checkTrigger(t string) error {
-	src, ver, ok := strings.Cut(t, "/")
-	if !ok || !validSourceName(src) || !validVersion(ver) {
+	if !dep8.ValidTrigger(t) {
 		return fmt.Errorf("--trigger %q: want SOURCE/VERSION, such as glibc/2.41-1", t)
 	}
 	return nil
-}
-
-// validSourceName reports whether name is a Debian source package name.
-func validSourceName(name string) bool {
-	if len(name) < 2 {
-		return false
-	}
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		switch {
-		case 'a' <= c && c <= 'z', '0' <= c && c <= '9':
-		case i > 0 && (c == '+' || c == '-' || c == '.'):
-		default:
-			return false
-		}
-	}
-	return true
-}
-
-// validVersion reports whether v looks like a Debian version: it starts
-// with a digit and uses only the characters Debian versions may hold.
-func validVersion(v string) bool {
-	if v == "" || v[0] < '0' || v[0] > '9' {
-		return false
-	}
-	for i := 0; i < len(v); i++ {
-		c := v[i]
-		switch {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		case strings.IndexByte(".+-~:", c) >= 0:
-		default:
-			return false
-		}
-	}
-	return true
 }

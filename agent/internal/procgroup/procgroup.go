@@ -1,4 +1,12 @@
-package image
+// Package procgroup owns running one external command as the leader of its
+// own process group and making sure nothing of that group outlives the
+// call: on cancellation the group gets SIGTERM, then SIGKILL after a grace
+// period, and once the leader has exited any stragglers get SIGKILL.
+//
+// It must not interpret what the command did (exit codes, output) or decide
+// retries; callers do. It must never signal a group whose leader it has
+// already reaped, since the id could then belong to an unrelated process.
+package procgroup
 
 import (
 	"context"
@@ -13,14 +21,16 @@ import (
 // group is gone, in case something outside the group holds the pipe.
 const waitDelay = 5 * time.Second
 
-// runGroup starts cmd as the leader of a new process group and waits for
-// it. When ctx is done first it sends the group SIGTERM, then SIGKILL after
-// grace, and reports cancelled.
+// Run starts cmd as the leader of a new process group and waits for it.
+// When ctx is done first it sends the group SIGTERM, then SIGKILL after
+// grace, and reports cancelled. err is what cmd.Wait returned; it may wrap
+// exec.ErrWaitDelay when something outside the group held cmd's output
+// open.
 //
 // Once the leader has exited, and before it is reaped, the rest of the
 // group gets SIGKILL. While the leader is an unreaped zombie its process
 // group id cannot be reused, so this never signals an unrelated process.
-func runGroup(ctx context.Context, cmd *exec.Cmd, grace time.Duration) (cancelled bool, err error) {
+func Run(ctx context.Context, cmd *exec.Cmd, grace time.Duration) (cancelled bool, err error) {
 	if cmd.SysProcAttr == nil {
 		cmd.SysProcAttr = &syscall.SysProcAttr{}
 	}
