@@ -23,7 +23,8 @@ cleanup() {
   wait 2>/dev/null || true
   echo "stopped; state kept in $demo (make clean removes it)" >&2
 }
-trap cleanup INT TERM EXIT
+trap cleanup EXIT
+trap 'exit 0' INT TERM
 
 mkdir -p "$demo"
 if [[ ! -f $demo/coordinator/sparegrid.db ]]; then

@@ -147,19 +147,24 @@ func TestWalkingSkeleton(t *testing.T) {
 	fixture := filepath.Join(harness.RepoRoot(), "e2e", "testdata", "fixture")
 	fixtureID := c.MustCLI(t, bobTok, "submit", "--source", fixture, "--release", "bookworm")
 	helloID := c.MustCLI(t, bobTok, "submit", "hello", "--release", "bookworm")
+	dscID := c.MustCLI(t, bobTok, "submit", "--source", buildDSC(t, fixture), "--release", "bookworm")
 
 	fj := c.WaitJob(t, fixtureID, 10*time.Minute)
 	hj := c.WaitJob(t, helloID, 10*time.Minute)
+	dj := c.WaitJob(t, dscID, 10*time.Minute)
 
 	wantFixture := []testResult{{"passes", "PASS"}, {"fails", "FAIL"}, {"skippable", "SKIP"}, {"flaky", "FLAKY"}}
 	if diff := cmp.Diff(wantFixture, results(fj)); diff != "" || fj.Verdict != "fail" || fj.State != "done" {
 		t.Errorf("fixture job: %s/%s, tests (-want +got):\n%s", fj.State, fj.Verdict, diff)
 	}
+	if diff := cmp.Diff(wantFixture, results(dj)); diff != "" || dj.Verdict != "fail" || dj.Version != "1.0" {
+		t.Errorf("fixture .dsc job: %s/%s version %q, tests (-want +got):\n%s", dj.State, dj.Verdict, dj.Version, diff)
+	}
 	wantHello := []testResult{{"command1", "PASS"}, {"upstream-tests", "PASS"}}
 	if diff := cmp.Diff(wantHello, results(hj)); diff != "" || hj.Verdict != "pass" || hj.State != "done" {
 		t.Errorf("hello job: %s/%s (reason %q), tests (-want +got):\n%s", hj.State, hj.Verdict, hj.Reason, diff)
 	}
-	for _, j := range []harness.Job{fj, hj} {
+	for _, j := range []harness.Job{fj, hj, dj} {
 		if j.Harness == nil || j.Harness.Backend != "unshare" || j.Harness.ImageDigest != digest || j.Harness.AutopkgtestVersion == "" || j.Harness.AgentVersion == "" {
 			t.Errorf("job %d harness = %+v, want unshare with image %s", j.ID, j.Harness, digest)
 		}
@@ -172,7 +177,7 @@ func TestWalkingSkeleton(t *testing.T) {
 	}
 
 	// Signed results verify, and stop verifying when tampered with.
-	for _, jid := range []string{fixtureID, helloID} {
+	for _, jid := range []string{fixtureID, helloID, dscID} {
 		if r := c.CLI(t, "", "verify", jid); r.Code != 0 {
 			t.Errorf("verify %s = exit %d: %s", jid, r.Code, r.Stderr)
 		}
@@ -193,6 +198,22 @@ func TestWalkingSkeleton(t *testing.T) {
 	}
 
 	agent.Stop(time.Minute)
+}
+
+// buildDSC turns the fixture tree into a .dsc and its tarball with
+// dpkg-source, in a temporary directory.
+func buildDSC(t *testing.T, tree string) string {
+	t.Helper()
+	dir := t.TempDir()
+	if out, err := exec.Command("cp", "-a", tree, filepath.Join(dir, "sparegrid-fixture")).CombinedOutput(); err != nil {
+		t.Fatalf("cp: %v\n%s", err, out)
+	}
+	cmd := exec.Command("dpkg-source", "-b", "sparegrid-fixture")
+	cmd.Dir = dir
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("dpkg-source -b: %v\n%s", err, out)
+	}
+	return filepath.Join(dir, "sparegrid-fixture_1.0.dsc")
 }
 
 func itoa(n int64) string {
