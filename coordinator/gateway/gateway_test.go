@@ -432,6 +432,8 @@ func TestResultRefusals(t *testing.T) {
 	wrongNonce.Nonce = "0000"
 	unknownBlob := testResult(j, a, sign.Blob{Name: "artifact", SHA256: strings.Repeat("b", 64), Size: 3})
 	agentVerdict := good
+	noHarness := good
+	noHarness.Harness = dep8.Harness{}
 	byB := good
 	byB.Agent = sign.AgentRef{ID: b.id, KeyID: sign.KeyID(b.key.Public().(ed25519.PublicKey))}
 	agentVerdict.Verdict = dep8.VerdictError
@@ -453,6 +455,7 @@ func TestResultRefusals(t *testing.T) {
 		{"blob never uploaded", tokA, 1, signed(t, a.key, unknownBlob), protocol.ErrBadRequest},
 		{"verdict reserved to the coordinator", tokA, 1, signed(t, a.key, agentVerdict), protocol.ErrBadRequest},
 		{"not an envelope", tokA, 1, []byte(`{"hello":1}`), protocol.ErrBadRequest},
+		{"pass without harness revision", tokA, 1, signed(t, a.key, noHarness), protocol.ErrBadRequest},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -556,5 +559,30 @@ func TestLeaseWaitsForWork(t *testing.T) {
 	}
 	if j := e.lease(c, tok); j.Package != "hello" {
 		t.Errorf("leased %q, want hello", j.Package)
+	}
+}
+
+// TestTmpfailRequeues checks that an infrastructure failure, even one
+// reported before any testbed existed, is stored and sends the job back to
+// the queue for another attempt rather than ending it.
+func TestTmpfailRequeues(t *testing.T) {
+	e := newEnv(t, 0)
+	c := e.dial()
+	a, tok := e.approvedAgent(c, "alice")
+	e.submit("hello")
+	j := e.lease(c, tok)
+	log := e.upload(c, tok, j, "log", "sparegrid-agent: no testbed image\n")
+	tr := testResult(j, a, log)
+	tr.Verdict, tr.ExitCode, tr.Tests = dep8.VerdictTmpfail, 20, nil
+	tr.Harness = dep8.Harness{AgentVersion: "test", AutopkgtestVersion: "5.28"}
+	if _, err := c.Result(t.Context(), tok, protocol.ResultRequest{JobID: j.ID, Attempt: 1, Envelope: signed(t, a.key, tr)}); err != nil {
+		t.Fatalf("Result(tmpfail) = %v", err)
+	}
+	job, err := e.db.Job(t.Context(), j.ID)
+	if err != nil || job.State != store.JobQueued || job.Verdict != "" || job.Reason == "" {
+		t.Fatalf("job after tmpfail = %s/%q reason %q (err %v), want queued with a reason", job.State, job.Verdict, job.Reason, err)
+	}
+	if j2 := e.lease(c, tok); j2.Attempt != 2 {
+		t.Errorf("next lease attempt = %d, want 2", j2.Attempt)
 	}
 }
