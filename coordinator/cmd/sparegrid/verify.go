@@ -30,9 +30,9 @@ reports about the job, and that every log and artifact it names has the
 signed size and sha256.
 
 By default the agent's public key comes from the coordinator. Give --key
-with a file holding the agent's base64 public key (as "sparegrid-agent"
-prints it, or as "sparegrid agents show" shows it) to trust no one but that
-key. Each check is reported on standard error; the exit status is non-zero
+with a file holding the agent's base64 public key (as "sparegrid agents
+show ID --json" shows it in public_key, or as the agent's owner reads it
+off the agent's key) to trust no one but that key. Each check is reported on standard error; the exit status is non-zero
 when any fails.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
