@@ -20,6 +20,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sparegrid/sparegrid/coordinator/apiv1"
 	"github.com/sparegrid/sparegrid/coordinator/auth"
 	"github.com/sparegrid/sparegrid/coordinator/blobs"
 	"github.com/sparegrid/sparegrid/coordinator/queue"
@@ -97,11 +98,12 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	a.mux.ServeHTTP(w, r)
 }
 
-// apiError is the body of every non-2xx JSON answer.
+// apiError is a refusal: the status and the apiv1.Error body to answer
+// with.
 type apiError struct {
-	Status  int    `json:"-"`
-	Code    string `json:"code"`
-	Message string `json:"message"`
+	Status  int
+	Code    string
+	Message string
 }
 
 func (e *apiError) Error() string { return e.Message }
@@ -135,7 +137,7 @@ func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 		a.cfg.Log.Error("api request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 		ae = errf(http.StatusInternalServerError, "internal", "internal error; the coordinator log has details")
 	}
-	writeJSON(w, ae.Status, map[string]any{"error": ae})
+	writeJSON(w, ae.Status, apiv1.ErrorResponse{Error: apiv1.Error{Code: ae.Code, Message: ae.Message}})
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -234,31 +236,17 @@ func pathID(r *http.Request) (int64, error) {
 }
 
 func (a *API) version(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]any{"version": version.Version, "protocol": version.Protocol})
+	writeJSON(w, http.StatusOK, apiv1.VersionInfo{Version: version.Version, Protocol: version.Protocol})
 }
 
-// Account is the JSON form of an account.
-type Account struct {
-	Name        string    `json:"name"`
-	DisplayName string    `json:"display_name"`
-	Email       string    `json:"email"`
-	Role        string    `json:"role"`
-	CreatedAt   time.Time `json:"created_at"`
-}
-
-func accountView(a store.Account) Account {
-	return Account{Name: a.Name, DisplayName: a.DisplayName, Email: a.Email, Role: string(a.Role), CreatedAt: a.CreatedAt}
+func accountView(a store.Account) apiv1.Account {
+	return apiv1.Account{Name: a.Name, DisplayName: a.DisplayName, Email: a.Email, Role: string(a.Role), CreatedAt: a.CreatedAt}
 }
 
 var emailRe = regexp.MustCompile(`^[^@\s<>]+@[^@\s<>]+$`)
 
 func (a *API) createAccount(w http.ResponseWriter, r *http.Request) error {
-	var req struct {
-		Name        string `json:"name"`
-		Email       string `json:"email"`
-		Role        string `json:"role"`
-		DisplayName string `json:"display_name"`
-	}
+	var req apiv1.CreateAccountRequest
 	if err := decodeBody(r, &req); err != nil {
 		return err
 	}
@@ -275,7 +263,7 @@ func (a *API) createAccount(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusCreated, map[string]any{"account": accountView(acc), "token": tok})
+	writeJSON(w, http.StatusCreated, apiv1.CreateAccountResponse{Account: accountView(acc), Token: tok})
 	return nil
 }
 
@@ -304,26 +292,8 @@ func (a *API) whoami(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// Agent is the JSON form of an agent.
-type Agent struct {
-	ID           int64           `json:"id"`
-	Name         string          `json:"name"`
-	Owner        string          `json:"owner"`
-	State        string          `json:"state"`
-	Claimed      bool            `json:"claimed"`
-	AutoApproved bool            `json:"auto_approved"`
-	Labels       []string        `json:"labels"`
-	Capabilities json.RawMessage `json:"capabilities"`
-	PublicKey    []byte          `json:"public_key"`
-	KeyID        string          `json:"key_id"`
-	CreatedAt    time.Time       `json:"created_at"`
-	LastSeen     *time.Time      `json:"last_seen"`
-	DecidedBy    string          `json:"decided_by"`
-	DecidedAt    *time.Time      `json:"decided_at"`
-}
-
-func agentView(ag store.Agent) Agent {
-	v := Agent{
+func agentView(ag store.Agent) apiv1.Agent {
+	v := apiv1.Agent{
 		ID: ag.ID, Name: ag.Name, Owner: ag.Owner, State: string(ag.State), Claimed: ag.ClaimedAt != nil,
 		AutoApproved: ag.AutoApproved, Labels: ag.Labels, Capabilities: ag.Capabilities,
 		PublicKey: ag.PublicKey, CreatedAt: ag.CreatedAt, LastSeen: ag.LastSeen,
@@ -347,11 +317,11 @@ func (a *API) listAgents(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			return err
 		}
-		out := make([]Agent, 0, len(ags))
+		out := apiv1.AgentList{Agents: make([]apiv1.Agent, 0, len(ags))}
 		for _, ag := range ags {
-			out = append(out, agentView(ag))
+			out.Agents = append(out.Agents, agentView(ag))
 		}
-		writeJSON(w, http.StatusOK, map[string]any{"agents": out})
+		writeJSON(w, http.StatusOK, out)
 		return nil
 	})(w, r)
 }
@@ -372,9 +342,7 @@ func (a *API) getAgent(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) claimAgent(w http.ResponseWriter, r *http.Request) error {
-	var req struct {
-		Code string `json:"code"`
-	}
+	var req apiv1.ClaimRequest
 	if err := decodeBody(r, &req); err != nil {
 		return err
 	}
@@ -433,6 +401,6 @@ func (a *API) uploadSource(w http.ResponseWriter, r *http.Request) error {
 	if err := a.cfg.Store.AddBlob(r.Context(), store.Blob{SHA256: sha, Size: r.ContentLength, CreatedAt: a.cfg.Now()}); err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusCreated, map[string]any{"sha256": sha, "size": r.ContentLength})
+	writeJSON(w, http.StatusCreated, apiv1.SourceRef{SHA256: sha, Size: r.ContentLength})
 	return nil
 }

@@ -17,9 +17,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sparegrid/sparegrid/coordinator/apiv1"
 	"github.com/sparegrid/sparegrid/coordinator/blobs"
 	"github.com/sparegrid/sparegrid/coordinator/store"
 	"github.com/sparegrid/sparegrid/coordinator/store/sqlite"
+	"github.com/sparegrid/sparegrid/shared/protocol"
 )
 
 type fixture struct {
@@ -170,7 +172,7 @@ func TestAgentEnrolment(t *testing.T) {
 			t.Fatalf("%s: %s %s = %d %s, want %d %s", s.name, s.method, s.path, code, b, s.wantCode, s.wantErr)
 		}
 	}
-	var got Agent
+	var got apiv1.Agent
 	f.do("GET", id, "", nil, &got)
 	if got.State != "approved" || !got.Claimed || got.Owner != "alice" || got.DecidedBy != "admin" || !strings.HasPrefix(got.KeyID, "sha256:") {
 		t.Errorf("agent after approval = %+v", got)
@@ -200,7 +202,7 @@ func TestSubmitValidation(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var j Job
+			var j apiv1.Job
 			code, _, body := f.do("POST", "/api/v1/jobs", tt.token, jsonBody(tt.req), &j)
 			if code != tt.wantCode {
 				t.Fatalf("POST /jobs = %d %s, want %d", code, body, tt.wantCode)
@@ -241,7 +243,7 @@ func TestSourceUpload(t *testing.T) {
 	if code != 200 || !bytes.Equal(body, data) {
 		t.Errorf("GET blob = %d %q, want the uploaded bytes", code, body)
 	}
-	var j Job
+	var j apiv1.Job
 	code, _, body = f.do("POST", "/api/v1/jobs", maint, jsonBody(map[string]any{"package": "fixture", "release": "bookworm",
 		"source": map[string]any{"sha256": sha, "kind": "tree", "entry": "fixture/"}}), &j)
 	if code != 201 || j.Source == nil || j.Source.Size != int64(len(data)) {
@@ -266,5 +268,33 @@ func TestIndexEscapesAndCSP(t *testing.T) {
 	}
 	if code, _, _ := f.do("GET", "/api/v1/jobs/1/log", "", nil, nil); code != 404 {
 		t.Errorf("log of a job without result = %d, want 404", code)
+	}
+}
+
+// TestWireValues checks that the enumerations clients read from apiv1 are
+// the values the server sends.
+func TestWireValues(t *testing.T) {
+	tests := []struct {
+		name       string
+		got, apiv1 string
+	}{
+		{"role volunteer", string(store.RoleVolunteer), apiv1.RoleVolunteer},
+		{"role maintainer", string(store.RoleMaintainer), apiv1.RoleMaintainer},
+		{"role admin", string(store.RoleAdmin), apiv1.RoleAdmin},
+		{"agent pending", string(store.AgentPending), apiv1.AgentPending},
+		{"agent approved", string(store.AgentApproved), apiv1.AgentApproved},
+		{"agent rejected", string(store.AgentRejected), apiv1.AgentRejected},
+		{"job queued", string(store.JobQueued), apiv1.StateQueued},
+		{"job running", string(store.JobRunning), apiv1.StateRunning},
+		{"job held", string(store.JobHeld), apiv1.StateHeld},
+		{"job done", string(store.JobDone), apiv1.StateDone},
+		{"job cancelled", string(store.JobCancelled), apiv1.StateCancelled},
+		{"source tree", protocol.SourceTree, apiv1.KindTree},
+		{"source dsc", protocol.SourceDSC, apiv1.KindDsc},
+	}
+	for _, tt := range tests {
+		if tt.got != tt.apiv1 {
+			t.Errorf("%s: server sends %q, apiv1 says %q", tt.name, tt.got, tt.apiv1)
+		}
 	}
 }

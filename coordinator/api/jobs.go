@@ -9,73 +9,29 @@ import (
 	"path"
 	"strconv"
 	"strings"
-	"time"
 
+	"github.com/sparegrid/sparegrid/coordinator/apiv1"
 	"github.com/sparegrid/sparegrid/coordinator/store"
 	"github.com/sparegrid/sparegrid/shared/dep8"
 	"github.com/sparegrid/sparegrid/shared/protocol"
 )
 
-// Source is the JSON form of an uploaded source package.
-type Source struct {
-	SHA256 string `json:"sha256"`
-	Size   int64  `json:"size"`
-	Kind   string `json:"kind"`
-	Entry  string `json:"entry"`
-}
-
-// Blob is the JSON form of an uploaded log or artifact.
-type Blob struct {
-	Name   string `json:"name"`
-	SHA256 string `json:"sha256"`
-	Size   int64  `json:"size"`
-}
-
-// Job is the JSON form of a job with its latest result.
-type Job struct {
-	ID          int64         `json:"id"`
-	Package     string        `json:"package"`
-	Version     string        `json:"version"`
-	Release     string        `json:"release"`
-	Arch        string        `json:"arch"`
-	Triggers    []string      `json:"triggers"`
-	Source      *Source       `json:"source"`
-	State       string        `json:"state"`
-	Verdict     string        `json:"verdict"`
-	Attempt     int           `json:"attempt"`
-	Agent       *int64        `json:"agent"`
-	AgentName   string        `json:"agent_name"`
-	Owner       string        `json:"owner"`
-	Stage       string        `json:"stage"`
-	Reason      string        `json:"reason"`
-	Transport   string        `json:"transport"`
-	SubmittedBy string        `json:"submitted_by"`
-	CreatedAt   time.Time     `json:"created_at"`
-	StartedAt   *time.Time    `json:"started_at"`
-	FinishedAt  *time.Time    `json:"finished_at"`
-	ExitCode    *int          `json:"exit_code"`
-	Tests       []dep8.Test   `json:"tests"`
-	Harness     *dep8.Harness `json:"harness"`
-	Blobs       []Blob        `json:"blobs"`
-	LogURL      string        `json:"log_url"`
-}
-
 // logName is the blob name of autopkgtest's main log.
 const logName = "log"
 
-func (a *API) jobView(ctx context.Context, j store.Job) (Job, error) {
-	v := Job{
+func (a *API) jobView(ctx context.Context, j store.Job) (apiv1.Job, error) {
+	v := apiv1.Job{
 		ID: j.ID, Package: j.Package, Version: j.Version, Release: j.Release, Arch: j.Arch,
-		Triggers: j.Triggers, State: string(j.State), Verdict: string(j.Verdict), Attempt: j.Attempt,
+		Triggers: j.Triggers, State: string(j.State), Verdict: j.Verdict, Attempt: j.Attempt,
 		Agent: j.AgentID, Stage: j.Stage, Reason: j.Reason, Transport: j.Transport,
 		SubmittedBy: j.SubmittedBy, CreatedAt: j.CreatedAt, StartedAt: j.StartedAt, FinishedAt: j.FinishedAt,
-		Tests: []dep8.Test{}, Blobs: []Blob{},
+		Tests: []dep8.Test{}, Blobs: []apiv1.Blob{},
 	}
 	if v.Triggers == nil {
 		v.Triggers = []string{}
 	}
 	if s := j.Source; s != nil {
-		v.Source = &Source{SHA256: s.SHA256, Size: s.Size, Kind: s.Kind, Entry: s.Entry}
+		v.Source = &apiv1.Source{SHA256: s.SHA256, Size: s.Size, Kind: s.Kind, Entry: s.Entry}
 	}
 	if j.AgentID != nil {
 		ag, err := a.cfg.Store.Agent(ctx, *j.AgentID)
@@ -97,7 +53,7 @@ func (a *API) jobView(ctx context.Context, j store.Job) (Job, error) {
 	}
 	v.Harness = &res.Harness
 	for _, b := range res.Blobs {
-		v.Blobs = append(v.Blobs, Blob{Name: b.Name, SHA256: b.SHA256, Size: b.Size})
+		v.Blobs = append(v.Blobs, apiv1.Blob{Name: b.Name, SHA256: b.SHA256, Size: b.Size})
 		if b.Name == logName {
 			v.LogURL = "/api/v1/jobs/" + strconv.FormatInt(j.ID, 10) + "/log"
 		}
@@ -108,17 +64,7 @@ func (a *API) jobView(ctx context.Context, j store.Job) (Job, error) {
 	return v, nil
 }
 
-// SubmitRequest is the body of POST /api/v1/jobs.
-type SubmitRequest struct {
-	Package  string   `json:"package"`
-	Release  string   `json:"release"`
-	Arch     string   `json:"arch"`
-	Version  string   `json:"version"`
-	Triggers []string `json:"triggers"`
-	Source   *Source  `json:"source"`
-}
-
-func (a *API) validateSubmit(ctx context.Context, req *SubmitRequest) error {
+func (a *API) validateSubmit(ctx context.Context, req *apiv1.SubmitRequest) error {
 	if req.Arch == "" {
 		req.Arch = a.cfg.DefaultArch
 	}
@@ -163,7 +109,7 @@ func (a *API) validateSubmit(ctx context.Context, req *SubmitRequest) error {
 }
 
 func (a *API) submitJob(w http.ResponseWriter, r *http.Request) error {
-	var req SubmitRequest
+	var req apiv1.SubmitRequest
 	if err := decodeBody(r, &req); err != nil {
 		return err
 	}
@@ -192,12 +138,12 @@ func (a *API) submitJob(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func (a *API) jobList(ctx context.Context, f store.JobFilter) ([]Job, error) {
+func (a *API) jobList(ctx context.Context, f store.JobFilter) ([]apiv1.Job, error) {
 	jobs, err := a.cfg.Store.ListJobs(ctx, f)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]Job, 0, len(jobs))
+	out := make([]apiv1.Job, 0, len(jobs))
 	for _, j := range jobs {
 		v, err := a.jobView(ctx, j)
 		if err != nil {
@@ -231,7 +177,7 @@ func (a *API) listJobs(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			return err
 		}
-		writeJSON(w, http.StatusOK, map[string]any{"jobs": jobs})
+		writeJSON(w, http.StatusOK, apiv1.JobList{Jobs: jobs})
 		return nil
 	})(w, r)
 }
@@ -250,7 +196,7 @@ func (a *API) results(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			return err
 		}
-		writeJSON(w, http.StatusOK, map[string]any{"jobs": jobs})
+		writeJSON(w, http.StatusOK, apiv1.JobList{Jobs: jobs})
 		return nil
 	})(w, r)
 }

@@ -2,8 +2,9 @@
 // (/api/v1, see docs/api.md) and the packing of local source packages into
 // the tar archives that the API accepts as uploads.
 //
-// It speaks only HTTP to the coordinator: it must not import coordinator
-// packages (store, api) nor the agent protocol, and it keeps no state
+// It speaks only HTTP to the coordinator, in the JSON shapes of package
+// apiv1: it must not import other coordinator packages (store, api) nor the
+// agent protocol, and it keeps no state
 // besides the server address, the token and the http.Client it was given.
 package client
 
@@ -20,6 +21,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/sparegrid/sparegrid/coordinator/apiv1"
 	"github.com/sparegrid/sparegrid/shared/version"
 )
 
@@ -53,12 +55,6 @@ func New(server, token string, httpClient *http.Client) *Client {
 // Server returns the base address the client talks to.
 func (c *Client) Server() string { return c.server }
 
-// VersionInfo is what the coordinator reports about its build.
-type VersionInfo struct {
-	Version  string `json:"version"`
-	Protocol int    `json:"protocol"`
-}
-
 // Version returns the coordinator's build and agent protocol version.
 func (c *Client) Version(ctx context.Context) (VersionInfo, error) {
 	var v VersionInfo
@@ -69,10 +65,7 @@ func (c *Client) Version(ctx context.Context) (VersionInfo, error) {
 // CreateAccount creates an account (admin only) and returns it with its
 // API token, which the coordinator shows this one time only.
 func (c *Client) CreateAccount(ctx context.Context, req CreateAccountRequest) (Account, string, error) {
-	var resp struct {
-		Account Account `json:"account"`
-		Token   string  `json:"token"`
-	}
+	var resp apiv1.CreateAccountResponse
 	if err := c.doJSON(ctx, http.MethodPost, "/accounts", nil, req, &resp); err != nil {
 		return Account{}, "", err
 	}
@@ -91,9 +84,7 @@ func (c *Client) Whoami(ctx context.Context) (Account, error) {
 
 // Agents lists every agent the coordinator knows.
 func (c *Client) Agents(ctx context.Context) ([]Agent, error) {
-	var resp struct {
-		Agents []Agent `json:"agents"`
-	}
+	var resp apiv1.AgentList
 	err := c.doJSON(ctx, http.MethodGet, "/agents", nil, nil, &resp)
 	return resp.Agents, err
 }
@@ -109,7 +100,7 @@ func (c *Client) Agent(ctx context.Context, id int64) (Agent, error) {
 // registration.
 func (c *Client) ClaimAgent(ctx context.Context, code string) (Agent, error) {
 	var a Agent
-	err := c.doJSON(ctx, http.MethodPost, "/agents/claim", nil, map[string]string{"code": code}, &a)
+	err := c.doJSON(ctx, http.MethodPost, "/agents/claim", nil, apiv1.ClaimRequest{Code: code}, &a)
 	return a, err
 }
 
@@ -176,9 +167,7 @@ func (c *Client) Jobs(ctx context.Context, f JobsFilter) ([]Job, error) {
 	if f.Limit > 0 {
 		q.Set("limit", strconv.Itoa(f.Limit))
 	}
-	var resp struct {
-		Jobs []Job `json:"jobs"`
-	}
+	var resp apiv1.JobList
 	err := c.doJSON(ctx, http.MethodGet, "/jobs", q, nil, &resp)
 	return resp.Jobs, err
 }
@@ -222,9 +211,7 @@ func (c *Client) Blob(ctx context.Context, sha256 string, w io.Writer) (int64, e
 
 // Results lists the done jobs of a package, newest first.
 func (c *Client) Results(ctx context.Context, pkg string) ([]Job, error) {
-	var resp struct {
-		Jobs []Job `json:"jobs"`
-	}
+	var resp apiv1.JobList
 	err := c.doJSON(ctx, http.MethodGet, "/results", url.Values{"package": {pkg}}, nil, &resp)
 	return resp.Jobs, err
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"net/http/httptest"
@@ -95,8 +96,8 @@ func TestAgents(t *testing.T) {
 	seen := created.Add(time.Hour)
 	s.AddAgent(client.Agent{
 		ID: 3, Name: "box", Owner: "maint", State: client.AgentPending, Labels: []string{"fast"},
-		Capabilities: &client.Capabilities{Arch: "amd64", Releases: []string{"trixie"}, Backend: "overlay"},
-		PublicKey:    "AAAA", KeyID: "sha256:00", CreatedAt: created, LastSeen: &seen,
+		Capabilities: json.RawMessage(`{"arch":"amd64","releases":["trixie"],"backend":"overlay"}`),
+		PublicKey:    []byte{1, 2, 3}, KeyID: "sha256:00", CreatedAt: created, LastSeen: &seen,
 	}, "ABCD-1234")
 	s.AddAgent(client.Agent{ID: 4, Name: "other", Owner: "root", State: client.AgentPending, CreatedAt: created}, "WXYZ-0000")
 	anon := client.New(s.URL, "", nil)
@@ -116,6 +117,10 @@ func TestAgents(t *testing.T) {
 	}
 	if diff := cmp.Diff(s.Agent(3), got); diff != "" {
 		t.Errorf("Agent(3) mismatch (-want +got):\n%s", diff)
+	}
+	caps, err := got.ParseCapabilities()
+	if want := (&client.Capabilities{Arch: "amd64", Releases: []string{"trixie"}, Backend: "overlay"}); err != nil || !cmp.Equal(caps, want) {
+		t.Errorf("Agent(3).ParseCapabilities() = %+v, %v, want %+v", caps, err, want)
 	}
 	if _, err := anon.Agent(t.Context(), 99); !errors.Is(err, client.ErrNotFound) {
 		t.Errorf("Agent(99) error = %v, want %v", err, client.ErrNotFound)

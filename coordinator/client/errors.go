@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+
+	"github.com/sparegrid/sparegrid/coordinator/apiv1"
 )
 
 // APIError is the coordinator's refusal of a request: every non-2xx answer.
@@ -81,12 +83,7 @@ func codeForStatus(status int) string {
 // body that is not the API's error object keeps the status's code and a
 // message naming the status.
 func parseError(status int, body []byte) *APIError {
-	var wire struct {
-		Error struct {
-			Code    string `json:"code"`
-			Message string `json:"message"`
-		} `json:"error"`
-	}
+	var wire apiv1.ErrorResponse
 	e := &APIError{Status: status}
 	if json.Unmarshal(body, &wire) == nil {
 		e.Code, e.Message = wire.Error.Code, wire.Error.Message

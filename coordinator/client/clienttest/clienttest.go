@@ -78,6 +78,9 @@ func (s *Server) AddToken(token string, acct client.Account) {
 // AddAgent adds or replaces an agent. A non-empty claimCode lets its owner
 // claim it with that code.
 func (s *Server) AddAgent(a client.Agent, claimCode string) {
+	if len(a.Capabilities) == 0 {
+		a.Capabilities = json.RawMessage("null")
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.agents[a.ID] = a

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
 	"fmt"
 	"strconv"
 	"strings"
@@ -94,7 +95,11 @@ func (a *app) agentsShowCommand() *cobra.Command {
 			}
 			row(tw, "decided", decided(ag))
 			row(tw, "labels", strings.Join(ag.Labels, ", "))
-			if cp := ag.Capabilities; cp != nil {
+			cp, err := ag.ParseCapabilities()
+			if err != nil {
+				return err
+			}
+			if cp != nil {
 				row(tw, "arch", cp.Arch)
 				row(tw, "releases", strings.Join(cp.Releases, ", "))
 				row(tw, "backend", cp.Backend)
@@ -102,7 +107,7 @@ func (a *app) agentsShowCommand() *cobra.Command {
 				row(tw, "agent version", cp.AgentVersion)
 			}
 			row(tw, "key", ag.KeyID)
-			row(tw, "public key", ag.PublicKey)
+			row(tw, "public key", base64.StdEncoding.EncodeToString(ag.PublicKey))
 			row(tw, "created", stamp(now, &ag.CreatedAt))
 			row(tw, "last seen", agoOrNever(now, ag.LastSeen))
 			return tw.Flush()

@@ -150,7 +150,8 @@ func TestAgents(t *testing.T) {
 	c := newCLI(t)
 	seen := testNow.Add(-12 * time.Second)
 	c.fake.AddAgent(client.Agent{ID: 3, Name: "box", Owner: "maint", State: client.AgentPending, LastSeen: &seen,
-		PublicKey: "AAAA", KeyID: "sha256:00", CreatedAt: testNow.Add(-time.Hour)}, "ABCD-1234")
+		Capabilities: json.RawMessage(`{"arch":"arm64","releases":["trixie","sid"]}`),
+		PublicKey:    []byte{0, 0, 0}, KeyID: "sha256:00", CreatedAt: testNow.Add(-time.Hour)}, "ABCD-1234")
 	c.fake.AddAgent(client.Agent{ID: 4, Name: "evil\x1b[2Jname", Owner: "root", State: client.AgentPending}, "")
 
 	r := c.ok("agents", "list")
@@ -172,8 +173,10 @@ func TestAgents(t *testing.T) {
 		t.Errorf("agents show 3 --json = %q (%v), want agent 3", r.stdout, err)
 	}
 	r = c.ok("agents", "show", "3")
-	if !strings.Contains(r.stdout, "sha256:00") || !strings.Contains(r.stdout, "12s ago") {
-		t.Errorf("agents show 3 =\n%s\nwant the key id and last seen", r.stdout)
+	for _, want := range []string{"sha256:00", "AAAA", "12s ago", "arm64", "trixie, sid"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("agents show 3 =\n%s\nwant it to contain %q", r.stdout, want)
+		}
 	}
 
 	tests := []struct {

@@ -142,7 +142,7 @@ func (a *app) verifyKey(ctx context.Context, c *client.Client, job client.Job, k
 	if err != nil {
 		return nil, "", fmt.Errorf("agent %d: %w", *job.Agent, err)
 	}
-	pub, err := decodeKey(ag.PublicKey)
+	pub, err := publicKey(ag.PublicKey)
 	if err != nil {
 		return nil, "", fmt.Errorf("agent %d public key: %w", ag.ID, err)
 	}
@@ -157,6 +157,10 @@ func decodeKey(s string) (ed25519.PublicKey, error) {
 	if err != nil {
 		return nil, fmt.Errorf("not base64: %w", err)
 	}
+	return publicKey(b)
+}
+
+func publicKey(b []byte) (ed25519.PublicKey, error) {
 	if len(b) != ed25519.PublicKeySize {
 		return nil, fmt.Errorf("%d bytes, want a %d-byte Ed25519 public key", len(b), ed25519.PublicKeySize)
 	}

@@ -87,7 +87,7 @@ func setUpVerify(t *testing.T, c *cli, edit func(*verifyFixture)) {
 	}
 	pub := f.agentKey.Public().(ed25519.PublicKey)
 	c.fake.AddAgent(client.Agent{ID: agent, Name: "box", Owner: "maint", State: client.AgentApproved,
-		PublicKey: base64.StdEncoding.EncodeToString(pub), KeyID: sign.KeyID(pub)}, "")
+		PublicKey: pub, KeyID: sign.KeyID(pub)}, "")
 	c.fake.PutJob(f.job)
 	c.fake.SetEnvelope(5, data)
 	for _, b := range f.tr.Blobs {

@@ -1,0 +1,227 @@
+// Package apiv1 owns the JSON shapes of version 1 of the coordinator's HTTP
+// API (/api/v1, described in docs/api.md), shared by the server (package
+// api) and its clients (package client): requests, answers, the error body
+// and the values their enumerated fields take.
+//
+// Every field here is on the wire, so renaming one breaks deployed
+// clients. It must not import the store, the server or net/http handlers:
+// it holds the shapes and the few helpers that read them, nothing that
+// serves or stores them.
+package apiv1
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/sparegrid/sparegrid/shared/dep8"
+)
+
+// ErrorResponse is the body of every non-2xx answer.
+type ErrorResponse struct {
+	Error Error `json:"error"`
+}
+
+// Error says why the coordinator refused a request.
+type Error struct {
+	// Code is a stable, machine-readable name such as "not_found".
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// VersionInfo is the answer of GET /version: the coordinator's build and
+// the agent protocol version it speaks.
+type VersionInfo struct {
+	Protocol int    `json:"protocol"`
+	Version  string `json:"version"`
+}
+
+// Account roles.
+const (
+	RoleVolunteer  = "volunteer"
+	RoleMaintainer = "maintainer"
+	RoleAdmin      = "admin"
+)
+
+// Account is a person, named the way Launchpad names people.
+type Account struct {
+	Name        string    `json:"name"`
+	DisplayName string    `json:"display_name"`
+	Email       string    `json:"email"`
+	Role        string    `json:"role"`
+	CreatedAt   time.Time `json:"created_at"`
+}
+
+// CreateAccountRequest is the body of POST /accounts.
+type CreateAccountRequest struct {
+	Name  string `json:"name"`
+	Email string `json:"email"`
+	Role  string `json:"role"`
+	// DisplayName defaults to Name.
+	DisplayName string `json:"display_name,omitempty"`
+}
+
+// CreateAccountResponse carries the new account and its API token, which
+// the coordinator shows this one time only.
+type CreateAccountResponse struct {
+	Account Account `json:"account"`
+	Token   string  `json:"token"`
+}
+
+// Agent states.
+const (
+	AgentPending  = "pending"
+	AgentApproved = "approved"
+	AgentRejected = "rejected"
+)
+
+// Agent is a machine that runs tests for the grid.
+type Agent struct {
+	ID           int64    `json:"id"`
+	Name         string   `json:"name"`
+	Owner        string   `json:"owner"`
+	State        string   `json:"state"`
+	Claimed      bool     `json:"claimed"`
+	AutoApproved bool     `json:"auto_approved"`
+	Labels       []string `json:"labels"`
+	// Capabilities is what the agent last advertised, passed on as it
+	// sent it, or null when it never did; see ParseCapabilities.
+	Capabilities json.RawMessage `json:"capabilities"`
+	// PublicKey is the raw 32-byte Ed25519 key, standard base64 on the
+	// wire.
+	PublicKey []byte     `json:"public_key"`
+	KeyID     string     `json:"key_id"`
+	CreatedAt time.Time  `json:"created_at"`
+	LastSeen  *time.Time `json:"last_seen"`
+	DecidedBy string     `json:"decided_by"`
+	DecidedAt *time.Time `json:"decided_at"`
+}
+
+// Capabilities is what an agent advertises about itself.
+type Capabilities struct {
+	Arch               string   `json:"arch"`
+	Releases           []string `json:"releases"`
+	Backend            string   `json:"backend"`
+	AutopkgtestVersion string   `json:"autopkgtest_version"`
+	AgentVersion       string   `json:"agent_version"`
+}
+
+// ParseCapabilities decodes a.Capabilities. It returns nil and no error
+// when the agent never advertised any.
+func (a Agent) ParseCapabilities() (*Capabilities, error) {
+	if len(a.Capabilities) == 0 {
+		return nil, nil
+	}
+	var c *Capabilities
+	if err := json.Unmarshal(a.Capabilities, &c); err != nil {
+		return nil, fmt.Errorf("apiv1: capabilities of agent %d: %w", a.ID, err)
+	}
+	return c, nil
+}
+
+// AgentList is the answer of GET /agents.
+type AgentList struct {
+	Agents []Agent `json:"agents"`
+}
+
+// ClaimRequest is the body of POST /agents/claim.
+type ClaimRequest struct {
+	Code string `json:"code"`
+}
+
+// Source kinds.
+const (
+	KindTree = "tree"
+	KindDsc  = "dsc"
+)
+
+// Source names an uploaded source package: a tar archive held by the
+// coordinator, with the path inside it to hand to autopkgtest.
+type Source struct {
+	SHA256 string `json:"sha256"`
+	// Size is set by the coordinator from the uploaded archive.
+	Size  int64  `json:"size"`
+	Kind  string `json:"kind"`
+	Entry string `json:"entry"`
+}
+
+// SourceRef is the answer of POST /sources: what the coordinator stored.
+type SourceRef struct {
+	SHA256 string `json:"sha256"`
+	Size   int64  `json:"size"`
+}
+
+// Blob is a log or artifact a result uploaded.
+type Blob struct {
+	Name   string `json:"name"`
+	SHA256 string `json:"sha256"`
+	Size   int64  `json:"size"`
+}
+
+// Job states.
+const (
+	StateQueued    = "queued"
+	StateRunning   = "running"
+	StateHeld      = "held"
+	StateDone      = "done"
+	StateCancelled = "cancelled"
+)
+
+// Job is one request to test a package on one release and architecture,
+// with the tests, harness and blobs of its latest result. The lists are
+// empty, never null.
+type Job struct {
+	ID       int64    `json:"id"`
+	Package  string   `json:"package"`
+	Version  string   `json:"version"`
+	Release  string   `json:"release"`
+	Arch     string   `json:"arch"`
+	Triggers []string `json:"triggers"`
+	// Source is nil when the package comes from the archive.
+	Source *Source `json:"source"`
+	State  string  `json:"state"`
+	// Verdict is empty until the job is done or cancelled.
+	Verdict dep8.Verdict `json:"verdict"`
+	Attempt int          `json:"attempt"`
+	// Agent is the id of the agent holding, or last holding, the lease.
+	Agent       *int64     `json:"agent"`
+	AgentName   string     `json:"agent_name"`
+	Owner       string     `json:"owner"`
+	Stage       string     `json:"stage"`
+	Reason      string     `json:"reason"`
+	Transport   string     `json:"transport"`
+	SubmittedBy string     `json:"submitted_by"`
+	CreatedAt   time.Time  `json:"created_at"`
+	StartedAt   *time.Time `json:"started_at"`
+	FinishedAt  *time.Time `json:"finished_at"`
+	// ExitCode and Harness are nil until the job has a result.
+	ExitCode *int          `json:"exit_code"`
+	Tests    []dep8.Test   `json:"tests"`
+	Harness  *dep8.Harness `json:"harness"`
+	Blobs    []Blob        `json:"blobs"`
+	// LogURL is the path of the log of the latest result, when it has one.
+	LogURL string `json:"log_url"`
+}
+
+// Finished reports whether the job will not change any more.
+func (j Job) Finished() bool {
+	return j.State == StateDone || j.State == StateCancelled
+}
+
+// JobList is the answer of GET /jobs and GET /results.
+type JobList struct {
+	Jobs []Job `json:"jobs"`
+}
+
+// SubmitRequest is the body of POST /jobs. Either Package names a package
+// of the archive, or Source names an uploaded archive and Package is the
+// source package name read from it.
+type SubmitRequest struct {
+	Package string `json:"package"`
+	Release string `json:"release"`
+	// Arch defaults to the coordinator's default architecture.
+	Arch     string   `json:"arch,omitempty"`
+	Version  string   `json:"version,omitempty"`
+	Triggers []string `json:"triggers,omitempty"`
+	Source   *Source  `json:"source,omitempty"`
+}

@@ -1,0 +1,172 @@
+package apiv1_test
+
+import (
+	"encoding/json"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/sparegrid/sparegrid/coordinator/apiv1"
+	"github.com/sparegrid/sparegrid/shared/dep8"
+)
+
+// TestWireShapes pins the JSON of the API's types field by field: a
+// renamed field or a new omitempty breaks it, because clients in the field
+// read exactly these names.
+func TestWireShapes(t *testing.T) {
+	at := time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
+	agent, exit := int64(7), 2
+	tests := []struct {
+		name string
+		in   any
+		out  any // a pointer to decode into
+		want string
+	}{
+		{
+			name: "full job",
+			in: apiv1.Job{
+				ID: 1, Package: "hello", Version: "2.10-3", Release: "trixie", Arch: "amd64",
+				Triggers: []string{"glibc/2.41-1"},
+				Source:   &apiv1.Source{SHA256: "ab", Size: 3, Kind: apiv1.KindTree, Entry: "hello"},
+				State:    apiv1.StateDone, Verdict: dep8.VerdictFail, Attempt: 2,
+				Agent: &agent, AgentName: "box", Owner: "maint", Stage: "test", Reason: "r", Transport: "quic",
+				SubmittedBy: "alice", CreatedAt: at, StartedAt: &at, FinishedAt: &at, ExitCode: &exit,
+				Tests:   []dep8.Test{{Name: "smoke", Result: dep8.Fail, Detail: "non-zero exit status 1"}},
+				Harness: &dep8.Harness{AgentVersion: "v1", AutopkgtestVersion: "5.40", Backend: "overlay", ImageDigest: "sha256:aa"},
+				Blobs:   []apiv1.Blob{{Name: "log", SHA256: "cd", Size: 9}},
+				LogURL:  "/api/v1/jobs/1/log",
+			},
+			out: new(apiv1.Job),
+			want: `{"id":1,"package":"hello","version":"2.10-3","release":"trixie","arch":"amd64",` +
+				`"triggers":["glibc/2.41-1"],"source":{"sha256":"ab","size":3,"kind":"tree","entry":"hello"},` +
+				`"state":"done","verdict":"fail","attempt":2,"agent":7,"agent_name":"box","owner":"maint",` +
+				`"stage":"test","reason":"r","transport":"quic","submitted_by":"alice",` +
+				`"created_at":"2026-11-21T12:00:00Z","started_at":"2026-11-21T12:00:00Z","finished_at":"2026-11-21T12:00:00Z",` +
+				`"exit_code":2,"tests":[{"name":"smoke","result":"FAIL","detail":"non-zero exit status 1"}],` +
+				`"harness":{"agent_version":"v1","autopkgtest_version":"5.40","backend":"overlay","image_digest":"sha256:aa"},` +
+				`"blobs":[{"name":"log","sha256":"cd","size":9}],"log_url":"/api/v1/jobs/1/log"}`,
+		},
+		{
+			name: "queued job keeps every field",
+			in: apiv1.Job{ID: 2, Package: "hello", Release: "trixie", Arch: "amd64", Triggers: []string{},
+				State: apiv1.StateQueued, SubmittedBy: "alice", CreatedAt: at, Tests: []dep8.Test{}, Blobs: []apiv1.Blob{}},
+			out: new(apiv1.Job),
+			want: `{"id":2,"package":"hello","version":"","release":"trixie","arch":"amd64","triggers":[],"source":null,` +
+				`"state":"queued","verdict":"","attempt":0,"agent":null,"agent_name":"","owner":"","stage":"","reason":"",` +
+				`"transport":"","submitted_by":"alice","created_at":"2026-11-21T12:00:00Z","started_at":null,"finished_at":null,` +
+				`"exit_code":null,"tests":[],"harness":null,"blobs":[],"log_url":""}`,
+		},
+		{
+			name: "agent",
+			in: apiv1.Agent{ID: 3, Name: "box", Owner: "maint", State: apiv1.AgentApproved, Claimed: true, Labels: []string{},
+				Capabilities: json.RawMessage(`{"arch":"amd64"}`), PublicKey: []byte{0, 0, 0}, KeyID: "sha256:00",
+				CreatedAt: at, LastSeen: &at, DecidedBy: "root", DecidedAt: &at},
+			out: new(apiv1.Agent),
+			want: `{"id":3,"name":"box","owner":"maint","state":"approved","claimed":true,"auto_approved":false,"labels":[],` +
+				`"capabilities":{"arch":"amd64"},"public_key":"AAAA","key_id":"sha256:00","created_at":"2026-11-21T12:00:00Z",` +
+				`"last_seen":"2026-11-21T12:00:00Z","decided_by":"root","decided_at":"2026-11-21T12:00:00Z"}`,
+		},
+		{
+			name: "minimal submit request",
+			in:   apiv1.SubmitRequest{Package: "hello", Release: "trixie"},
+			out:  new(apiv1.SubmitRequest),
+			want: `{"package":"hello","release":"trixie"}`,
+		},
+		{
+			name: "error",
+			in:   apiv1.ErrorResponse{Error: apiv1.Error{Code: "not_found", Message: "no job 9"}},
+			out:  new(apiv1.ErrorResponse),
+			want: `{"error":{"code":"not_found","message":"no job 9"}}`,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b, err := json.Marshal(tt.in)
+			if err != nil {
+				t.Fatalf("json.Marshal(%T) error: %v", tt.in, err)
+			}
+			if string(b) != tt.want {
+				t.Errorf("json.Marshal(%T) =\n%s\nwant\n%s", tt.in, b, tt.want)
+			}
+			if err := json.Unmarshal(b, tt.out); err != nil {
+				t.Fatalf("json.Unmarshal(%s) error: %v", b, err)
+			}
+			got := reflect.ValueOf(tt.out).Elem().Interface()
+			if diff := cmp.Diff(tt.in, got); diff != "" {
+				t.Errorf("round trip of %T mismatch (-want +got):\n%s", tt.in, diff)
+			}
+		})
+	}
+}
+
+func TestJobFinished(t *testing.T) {
+	tests := []struct {
+		state string
+		want  bool
+	}{
+		{apiv1.StateQueued, false},
+		{apiv1.StateRunning, false},
+		{apiv1.StateHeld, false},
+		{apiv1.StateDone, true},
+		{apiv1.StateCancelled, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.state, func(t *testing.T) {
+			if got := (apiv1.Job{State: tt.state}).Finished(); got != tt.want {
+				t.Errorf("Job{State: %q}.Finished() = %v, want %v", tt.state, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestParseCapabilities(t *testing.T) {
+	tests := []struct {
+		name    string
+		raw     string
+		want    *apiv1.Capabilities
+		wantErr bool
+	}{
+		{name: "never advertised", raw: "", want: nil},
+		{name: "null", raw: "null", want: nil},
+		{
+			name: "advertised",
+			raw:  `{"arch":"arm64","releases":["trixie"],"backend":"overlay","autopkgtest_version":"5.40","agent_version":"v1","future":true}`,
+			want: &apiv1.Capabilities{Arch: "arm64", Releases: []string{"trixie"}, Backend: "overlay", AutopkgtestVersion: "5.40", AgentVersion: "v1"},
+		},
+		{name: "not an object", raw: `["arm64"]`, wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := apiv1.Agent{Capabilities: json.RawMessage(tt.raw)}.ParseCapabilities()
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("ParseCapabilities(%s) error = %v, want error %v", tt.raw, err, tt.wantErr)
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("ParseCapabilities(%s) mismatch (-want +got):\n%s", tt.raw, diff)
+			}
+		})
+	}
+}
+
+func FuzzParseCapabilities(f *testing.F) {
+	f.Add([]byte(`{"arch":"amd64","releases":["trixie","sid"],"backend":"overlay"}`))
+	f.Add([]byte(`null`))
+	f.Add([]byte(`[1]`))
+	f.Add([]byte(`{"releases":null}`))
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		c, err := apiv1.Agent{Capabilities: raw}.ParseCapabilities()
+		if err != nil || c == nil {
+			return
+		}
+		b, err := json.Marshal(c)
+		if err != nil {
+			t.Fatalf("json.Marshal(%+v) error: %v", c, err)
+		}
+		again, err := apiv1.Agent{Capabilities: b}.ParseCapabilities()
+		if err != nil || !cmp.Equal(c, again) {
+			t.Errorf("ParseCapabilities(Marshal(%+v)) = %+v, %v", c, again, err)
+		}
+	})
+}
