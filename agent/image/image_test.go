@@ -11,11 +11,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/sparegrid/sparegrid/agent/internal/proctest"
 )
 
 func TestBuildRejectsBadInput(t *testing.T) {
@@ -190,36 +191,6 @@ func TestReadRecordRejects(t *testing.T) {
 	}
 }
 
-// signalWriter closes ready the first time its content contains marker.
-type signalWriter struct {
-	marker string
-	ready  chan struct{}
-
-	mu   sync.Mutex
-	buf  bytes.Buffer
-	once sync.Once
-}
-
-func newSignalWriter(marker string) *signalWriter {
-	return &signalWriter{marker: marker, ready: make(chan struct{})}
-}
-
-func (w *signalWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.buf.Write(p)
-	if strings.Contains(w.buf.String(), w.marker) {
-		w.once.Do(func() { close(w.ready) })
-	}
-	return len(p), nil
-}
-
-func (w *signalWriter) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.buf.String()
-}
-
 func TestBuildReal(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds a real bookworm image with mmdebstrap; skipped with -short")
@@ -345,23 +316,28 @@ func TestBuildCancelLeavesNothing(t *testing.T) {
 		t.Skip("starts a real mmdebstrap; skipped with -short")
 	}
 	state := t.TempDir()
+	builder := proctest.MarkChildren(t)
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	log := newSignalWriter("I: extracting archives")
+	log := proctest.NewOutput("I: extracting archives")
 	errc := make(chan error, 1)
 	go func() {
 		_, err := Build(ctx, BuildOptions{StateDir: state, Release: "bookworm", Log: log})
 		errc <- err
 	}()
 	select {
-	case <-log.ready:
+	case <-log.Ready():
 	case err := <-errc:
 		t.Fatalf("Build finished before it could be cancelled: %v\n%s", err, log.String())
+	}
+	if ps := proctest.Processes(t, builder); len(ps) == 0 {
+		t.Fatalf("no mmdebstrap processes found while Build runs")
 	}
 	cancel()
 	if err := <-errc; !errors.Is(err, ErrBuild) || !errors.Is(err, context.Canceled) {
 		t.Fatalf("Build(cancelled) error = %v, want %v and %v", err, ErrBuild, context.Canceled)
 	}
+	proctest.WaitGone(t, builder)
 	entries, err := os.ReadDir(Dir(state))
 	if err != nil {
 		t.Fatal(err)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/sparegrid/sparegrid/agent/image"
+	"github.com/sparegrid/sparegrid/agent/internal/proctest"
 	"github.com/sparegrid/sparegrid/shared/dep8"
 )
 
@@ -54,7 +55,7 @@ func realImage(t *testing.T) image.Image {
 	} else if !errors.Is(err, image.ErrNoImage) {
 		t.Fatal(err)
 	}
-	log := newSignalWriter("")
+	log := proctest.NewOutput("")
 	img, err := image.Build(t.Context(), image.BuildOptions{StateDir: state, Release: "bookworm", Arch: arch, Log: log})
 	if err != nil {
 		t.Fatalf("image.Build: %v\n%s", err, log.String())
@@ -98,7 +99,7 @@ func TestReal(t *testing.T) {
 	runFixture := func(t *testing.T, source string) {
 		t.Parallel()
 		outDir := filepath.Join(t.TempDir(), "out")
-		log := newSignalWriter("")
+		log := proctest.NewOutput("")
 		spec := Spec{SourcePath: source, Version: "1.0", Image: img, OutputDir: outDir, Log: log}
 		got, err := Run(t.Context(), spec)
 		if err != nil {
@@ -160,7 +161,7 @@ func TestReal(t *testing.T) {
 	})
 	t.Run("archive package", func(t *testing.T) {
 		t.Parallel()
-		log := newSignalWriter("")
+		log := proctest.NewOutput("")
 		spec := Spec{Package: "hello", Image: img, OutputDir: filepath.Join(t.TempDir(), "out"), Log: log}
 		got, err := Run(t.Context(), spec)
 		if err != nil {
@@ -189,7 +190,7 @@ func TestReal(t *testing.T) {
 // that autopkgtest, its virt server and the test are all gone when Run
 // returns.
 func testCancel(t *testing.T, img image.Image) {
-	marker := uniqueMarker()
+	marker := proctest.SleepArg()
 	src := writeOutputDir(t, map[string]string{
 		"debian/control":       "Source: sparegrid-sleeper\nMaintainer: sparegrid developers <[email protected]>\n\nPackage: sparegrid-sleeper\nArchitecture: all\nDescription: sleeps\n sleeps\n",
 		"debian/changelog":     "sparegrid-sleeper (1.0) unstable; urgency=medium\n\n  * Sleep.\n\n -- sparegrid developers <[email protected]>  Mon, 01 Jan 2024 00:00:00 +0000\n",
@@ -203,7 +204,7 @@ func testCancel(t *testing.T, img image.Image) {
 	outDir := filepath.Join(t.TempDir(), "out")
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	log := newSignalWriter("sparegrid-sleeper-started")
+	log := proctest.NewOutput("sparegrid-sleeper-started")
 	type result struct {
 		out Outcome
 		err error
@@ -214,11 +215,11 @@ func testCancel(t *testing.T, img image.Image) {
 		resc <- result{out, err}
 	}()
 	select {
-	case <-log.ready:
+	case <-log.Ready():
 	case r := <-resc:
 		t.Fatalf("Run finished before the test started: %+v, %v\n%s", r.out, r.err, tail(log.String()))
 	}
-	if ps := processesWithArg(t, marker); len(ps) == 0 {
+	if ps := proctest.Processes(t, proctest.ArgContains(marker)); len(ps) == 0 {
 		t.Fatalf("no sleeping test process with marker %s", marker)
 	}
 	cancel()
@@ -230,9 +231,7 @@ func testCancel(t *testing.T, img image.Image) {
 		t.Errorf("Run(cancelled) = verdict %q, exit %d, want %q, -1", r.out.Verdict, r.out.ExitCode, dep8.VerdictCancelled)
 	}
 	for _, s := range []string{marker, outDir} {
-		if ps := processesWithArg(t, s); len(ps) != 0 {
-			t.Errorf("processes left after cancel: %q", ps)
-		}
+		proctest.WaitGone(t, proctest.ArgContains(s))
 	}
 	if work := filepath.Dir(unpackDirArg(r.out.Args)); work == "." {
 		t.Errorf("Run Args = %q, want an --unpack-dir", r.out.Args)

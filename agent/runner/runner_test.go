@@ -1,13 +1,10 @@
 package runner
 
 import (
-	"bytes"
 	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -188,63 +185,4 @@ func TestCheckVersion(t *testing.T) {
 			}
 		})
 	}
-}
-
-// signalWriter collects output and closes ready the first time it
-// contains marker.
-type signalWriter struct {
-	marker string
-	ready  chan struct{}
-
-	mu   sync.Mutex
-	buf  bytes.Buffer
-	once sync.Once
-}
-
-func newSignalWriter(marker string) *signalWriter {
-	return &signalWriter{marker: marker, ready: make(chan struct{})}
-}
-
-func (w *signalWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.buf.Write(p)
-	if w.marker != "" && strings.Contains(w.buf.String(), w.marker) {
-		w.once.Do(func() { close(w.ready) })
-	}
-	return len(p), nil
-}
-
-func (w *signalWriter) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.buf.String()
-}
-
-// processesWithArg returns the pids and command lines of processes with
-// s somewhere in their command line.
-func processesWithArg(t *testing.T, s string) []string {
-	t.Helper()
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var found []string
-	for _, e := range entries {
-		if e.Name()[0] < '0' || e.Name()[0] > '9' {
-			continue
-		}
-		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if err != nil {
-			continue
-		}
-		if bytes.Contains(cmdline, []byte(s)) {
-			found = append(found, e.Name()+": "+string(bytes.ReplaceAll(cmdline, []byte{0}, []byte{' '})))
-		}
-	}
-	return found
-}
-
-func uniqueMarker() string {
-	return fmt.Sprintf("%d.%06d", 3000+os.Getpid()%1000, time.Now().UnixNano()%1000000)
 }

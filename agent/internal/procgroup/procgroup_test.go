@@ -1,72 +1,15 @@
 package procgroup
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/sparegrid/sparegrid/agent/internal/proctest"
 )
-
-// signalWriter closes ready the first time what was written to it
-// contains marker.
-type signalWriter struct {
-	marker string
-	ready  chan struct{}
-
-	mu   sync.Mutex
-	buf  bytes.Buffer
-	once sync.Once
-}
-
-func newSignalWriter(marker string) *signalWriter {
-	return &signalWriter{marker: marker, ready: make(chan struct{})}
-}
-
-func (w *signalWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.buf.Write(p)
-	if strings.Contains(w.buf.String(), w.marker) {
-		w.once.Do(func() { close(w.ready) })
-	}
-	return len(p), nil
-}
-
-// processesWithArg returns the pids and command lines of processes with
-// s somewhere in their command line.
-func processesWithArg(t *testing.T, s string) []string {
-	t.Helper()
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var found []string
-	for _, e := range entries {
-		if e.Name()[0] < '0' || e.Name()[0] > '9' {
-			continue
-		}
-		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if err != nil {
-			continue
-		}
-		if bytes.Contains(cmdline, []byte(s)) {
-			found = append(found, e.Name()+": "+string(bytes.ReplaceAll(cmdline, []byte{0}, []byte{' '})))
-		}
-	}
-	return found
-}
-
-// uniqueMarker returns a number of seconds for sleep(1) that no other
-// test process is likely to use at the same time.
-func uniqueMarker() string {
-	return fmt.Sprintf("%d.%06d", 3000+os.Getpid()%1000, time.Now().UnixNano()%1000000)
-}
 
 func TestRunKillsWholeGroup(t *testing.T) {
 	tests := []struct {
@@ -80,10 +23,10 @@ func TestRunKillsWholeGroup(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			marker := uniqueMarker()
+			marker := proctest.SleepArg()
 			ctx, cancel := context.WithCancel(t.Context())
 			defer cancel()
-			out := newSignalWriter("ready")
+			out := proctest.NewOutput("ready")
 			cmd := exec.Command("sh", "-c", fmt.Sprintf(tt.script, marker))
 			cmd.Stdout = out
 			type result struct {
@@ -97,11 +40,11 @@ func TestRunKillsWholeGroup(t *testing.T) {
 			}()
 			if tt.cancel {
 				select {
-				case <-out.ready:
+				case <-out.Ready():
 				case r := <-resc:
 					t.Fatalf("Run returned before cancel: %+v", r)
 				}
-				if ps := processesWithArg(t, marker); len(ps) == 0 {
+				if ps := proctest.Processes(t, proctest.ArgContains(marker)); len(ps) == 0 {
 					t.Fatalf("no processes with marker %s before cancel", marker)
 				}
 				cancel()
@@ -113,9 +56,7 @@ func TestRunKillsWholeGroup(t *testing.T) {
 			if tt.cancel && r.err == nil {
 				t.Errorf("Run(cancelled) error = nil, want the signal the leader died of")
 			}
-			if ps := processesWithArg(t, marker); len(ps) != 0 {
-				t.Errorf("processes left behind: %q", ps)
-			}
+			proctest.WaitGone(t, proctest.ArgContains(marker))
 		})
 	}
 }
