@@ -8,7 +8,7 @@ LDFLAGS      := -X github.com/sparegrid/sparegrid/shared/version.Version=$(VERSI
 BINARIES     := sparegrid-coordinator sparegrid sparegrid-agent
 export CGO_ENABLED ?= 0
 
-.PHONY: help deps build test e2e check fuzz demo clean fmt vet
+.PHONY: help deps build test e2e check fuzz demo clean fmt vet bench-testbed
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -44,6 +44,9 @@ fuzz: ## Run every fuzz target for FUZZTIME each (default 20s)
 
 demo: deps build ## Run a local grid: coordinator, one agent, real tests of hello and an example package
 	@e2e/demo.sh
+
+bench-testbed: ## Benchmark the overlay testbed against autopkgtest's unshare (as root); writes docs/benchmarks.md
+	@e2e/bench-testbed.py
 
 clean: ## Remove build output and the demo's state
 	rm -rf $(BIN) .demo

@@ -1,7 +1,9 @@
 // Package image owns the agent's testbed base images: root filesystem
-// tarballs built by mmdebstrap, the JSON record kept next to each one, and
-// the host set-up (subordinate id ranges) that autopkgtest's unshare
-// backend needs before it can unpack them.
+// tarballs (for autopkgtest's unshare backend) and directories (for
+// sparegrid's overlay backend) built by mmdebstrap, the JSON record kept
+// next to each one, the digest that names an image's contents, and the
+// host set-up (subordinate id ranges) that autopkgtest's unshare backend
+// needs before it can unpack tarballs.
 //
 // It builds, lists, looks up and verifies images. It must not run tests:
 // running autopkgtest in a testbed made from an image belongs to
@@ -41,9 +43,24 @@ var (
 	ErrBuild          = errors.New("image: build failed")
 )
 
-// BackendUnshare names autopkgtest's unshare virt server, the only backend
-// whose images this package builds.
+// BackendUnshare names autopkgtest's unshare virt server, which runs
+// tarball images.
 const BackendUnshare = "unshare"
+
+// BackendOverlay names sparegrid's overlay backend, which runs directory
+// images.
+const BackendOverlay = "overlay"
+
+// Image formats.
+const (
+	// FormatTar is a tarball written by mmdebstrap --format=tar, in
+	// <release>-<arch>.tar with its record in <release>-<arch>.json.
+	FormatTar = "tar"
+	// FormatDirectory is a root filesystem directory written by
+	// mmdebstrap --format=directory, in <release>-<arch>.dir with its
+	// record in <release>-<arch>.dir.json. Its digest is DirDigest's.
+	FormatDirectory = "directory"
+)
 
 // DefaultMirror is the Debian archive used when BuildOptions.Mirror is empty.
 const DefaultMirror = "http://deb.debian.org/debian"
@@ -57,14 +74,19 @@ type Image struct {
 	Release string `json:"release"`
 	Arch    string `json:"arch"`
 	Backend string `json:"backend"`
-	// Path is the tarball. Records read from disk always point at the
-	// tarball next to the record, whatever path was stored.
+	// Format is FormatTar or FormatDirectory; empty means FormatTar.
+	Format string `json:"format,omitempty"`
+	// Path is the tarball or directory. Records read from disk always
+	// point at the image next to the record, whatever path was stored.
 	Path string `json:"path"`
-	// Digest is "sha256:" and the lower-case hex sha256 of the tarball.
+	// Digest is "sha256:" and lower-case hex: the sha256 of the tarball,
+	// or DirDigest of the directory.
 	Digest  string    `json:"digest"`
 	Mirror  string    `json:"mirror"`
 	BuiltAt time.Time `json:"built_at"`
-	Size    int64     `json:"size"`
+	// Size is the tarball's size, or the total size of a directory's
+	// regular files.
+	Size int64 `json:"size"`
 }
 
 // BuildOptions says which image to build and where.
@@ -79,6 +101,8 @@ type BuildOptions struct {
 	Mirror string
 	// Log receives mmdebstrap's progress output; nil discards it.
 	Log io.Writer
+	// Format is FormatTar (the default when empty) or FormatDirectory.
+	Format string
 }
 
 func validMirror(s string) error {
@@ -158,6 +182,13 @@ func Build(ctx context.Context, opts BuildOptions) (Image, error) {
 	logw := opts.Log
 	if logw == nil {
 		logw = io.Discard
+	}
+	switch opts.Format {
+	case "", FormatTar:
+	case FormatDirectory:
+		return buildDir(ctx, opts.StateDir, opts.Release, arch, mirror, logw)
+	default:
+		return Image{}, fmt.Errorf("%w: unknown format %q", ErrBuild, opts.Format)
 	}
 
 	dir := Dir(opts.StateDir)
@@ -365,14 +396,23 @@ func readRecord(path string) (Image, error) {
 	if !dep8.ValidSuite(img.Release) || !dep8.ValidSuite(img.Arch) {
 		return Image{}, fmt.Errorf("%w: %s: bad release or architecture", ErrBadRecord, path)
 	}
-	want := baseName(img.Release, img.Arch) + ".json"
+	var suffix string
+	switch img.Format {
+	case "", FormatTar:
+		suffix = ".tar"
+	case FormatDirectory:
+		suffix = ".dir"
+	default:
+		return Image{}, fmt.Errorf("%w: %s: unknown format %q", ErrBadRecord, path, img.Format)
+	}
+	want := baseName(img.Release, img.Arch) + recordSuffix(img.Format)
 	if filepath.Base(path) != want {
-		return Image{}, fmt.Errorf("%w: %s: names %s/%s", ErrBadRecord, path, img.Release, img.Arch)
+		return Image{}, fmt.Errorf("%w: %s: names %s/%s (%s)", ErrBadRecord, path, img.Release, img.Arch, img.FormatName())
 	}
 	if !validDigest(img.Digest) {
 		return Image{}, fmt.Errorf("%w: %s: bad digest %q", ErrBadRecord, path, img.Digest)
 	}
-	img.Path = strings.TrimSuffix(path, ".json") + ".tar"
+	img.Path = filepath.Join(filepath.Dir(path), baseName(img.Release, img.Arch)+suffix)
 	return img, nil
 }
 
@@ -422,13 +462,22 @@ func List(stateDir string) ([]Image, error) {
 	return imgs, nil
 }
 
-// Lookup returns the image for release and arch in stateDir, or an error
-// wrapping ErrNoImage when there is none.
+// Lookup returns the tarball image for release and arch in stateDir, or an
+// error wrapping ErrNoImage when there is none.
 func Lookup(stateDir, release, arch string) (Image, error) {
+	return LookupFormat(stateDir, release, arch, FormatTar)
+}
+
+// LookupFormat returns the image for release and arch in stateDir in the
+// given format, or an error wrapping ErrNoImage when there is none.
+func LookupFormat(stateDir, release, arch, format string) (Image, error) {
 	if !dep8.ValidSuite(release) || !dep8.ValidSuite(arch) {
 		return Image{}, fmt.Errorf("%w: %q/%q", ErrBadName, release, arch)
 	}
-	img, err := readRecord(filepath.Join(Dir(stateDir), baseName(release, arch)+".json"))
+	if format != FormatTar && format != FormatDirectory {
+		return Image{}, fmt.Errorf("%w: unknown format %q", ErrNoImage, format)
+	}
+	img, err := readRecord(filepath.Join(Dir(stateDir), baseName(release, arch)+recordSuffix(format)))
 	if errors.Is(err, os.ErrNotExist) {
 		return Image{}, fmt.Errorf("%w: %s/%s", ErrNoImage, release, arch)
 	}
@@ -438,12 +487,15 @@ func Lookup(stateDir, release, arch string) (Image, error) {
 	return img, nil
 }
 
-// Verify hashes img's tarball and compares it with the recorded digest and
-// size. A difference gives an error wrapping ErrDigestMismatch; a missing
-// tarball one wrapping ErrNoImage.
+// Verify hashes img's tarball or directory and compares it with the
+// recorded digest and size. A difference gives an error wrapping
+// ErrDigestMismatch; a missing image one wrapping ErrNoImage.
 func Verify(img Image) error {
 	if !validDigest(img.Digest) {
 		return fmt.Errorf("%w: bad digest %q", ErrBadRecord, img.Digest)
+	}
+	if img.Format == FormatDirectory {
+		return verifyDir(img)
 	}
 	f, err := os.Open(img.Path)
 	if errors.Is(err, os.ErrNotExist) {
