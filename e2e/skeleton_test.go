@@ -165,8 +165,8 @@ func TestWalkingSkeleton(t *testing.T) {
 		t.Errorf("hello job: %s/%s (reason %q), tests (-want +got):\n%s", hj.State, hj.Verdict, hj.Reason, diff)
 	}
 	for _, j := range []harness.Job{fj, hj, dj} {
-		if j.Harness == nil || j.Harness.Backend != "unshare" || j.Harness.ImageDigest != digest || j.Harness.AutopkgtestVersion == "" || j.Harness.AgentVersion == "" {
-			t.Errorf("job %d harness = %+v, want unshare with image %s", j.ID, j.Harness, digest)
+		if j.Harness == nil || j.Harness.Backend != "overlay" || j.Harness.ImageDigest != digest || j.Harness.AutopkgtestVersion == "" || j.Harness.AgentVersion == "" {
+			t.Errorf("job %d harness = %+v, want overlay with image %s", j.ID, j.Harness, digest)
 		}
 		if j.Transport != "quic" || j.Agent == nil || *j.Agent != reg.AgentID || j.Attempt != 1 {
 			t.Errorf("job %d: transport %q agent %v attempt %d; want quic, agent %d, attempt 1", j.ID, j.Transport, j.Agent, j.Attempt, reg.AgentID)

@@ -59,9 +59,14 @@ type Spec struct {
 	// archive binaries (--no-built-binaries); a test that needs the
 	// package built (build-needed) still builds it.
 	SourcePath string
-	// Image is the testbed base image; only unshare images are supported.
-	// Run trusts Image.Digest; callers check it with image.Verify.
+	// Image is the testbed base image: a tarball for autopkgtest's unshare
+	// backend, or a directory for sparegrid's overlay backend. Run trusts
+	// Image.Digest; callers check it with image.Verify.
 	Image image.Image
+	// VirtServer is the autopkgtest-virt-sparegrid program that runs
+	// overlay images: an absolute path, or a name autopkgtest looks up on
+	// PATH; DefaultVirtServer when empty.
+	VirtServer string
 	// OutputDir is autopkgtest's output directory. It must not exist or be
 	// empty.
 	OutputDir string
@@ -129,7 +134,15 @@ func commandLine(spec Spec, unpackDir string) ([]string, error) {
 		args = append(args, "--no-built-binaries")
 		src = strings.TrimRight(spec.SourcePath, "/") + "/"
 	}
-	args = append(args, src, "--", image.BackendUnshare, "--release", spec.Image.Release)
+	args = append(args, src, "--")
+	if spec.Image.Backend == image.BackendOverlay {
+		virt := spec.VirtServer
+		if virt == "" {
+			virt = DefaultVirtServer
+		}
+		return append(args, virt, image.BackendOverlay, "--rootfs", spec.Image.Path), nil
+	}
+	args = append(args, image.BackendUnshare, "--release", spec.Image.Release)
 	if spec.Image.Arch != "" {
 		args = append(args, "--arch", spec.Image.Arch)
 	}
@@ -139,6 +152,11 @@ func commandLine(spec Spec, unpackDir string) ([]string, error) {
 	}
 	return args, nil
 }
+
+// DefaultVirtServer is how autopkgtest finds sparegrid's virt server when
+// Spec.VirtServer is empty: it prefixes the name with "autopkgtest-virt-"
+// and looks it up on PATH.
+const DefaultVirtServer = "sparegrid"
 
 func checkSpec(spec Spec) error {
 	switch {
@@ -154,8 +172,10 @@ func checkSpec(spec Spec) error {
 		return fmt.Errorf("%w: version %q", ErrBadSpec, spec.Version)
 	case spec.OutputDir == "" || !filepath.IsAbs(spec.OutputDir):
 		return fmt.Errorf("%w: output directory %q is not absolute", ErrBadSpec, spec.OutputDir)
-	case spec.Image.Backend != image.BackendUnshare:
-		return fmt.Errorf("%w: image backend %q, want %q", ErrBadSpec, spec.Image.Backend, image.BackendUnshare)
+	case spec.Image.Backend != image.BackendUnshare && spec.Image.Backend != image.BackendOverlay:
+		return fmt.Errorf("%w: image backend %q, want %q or %q", ErrBadSpec, spec.Image.Backend, image.BackendUnshare, image.BackendOverlay)
+	case spec.VirtServer != "" && strings.Contains(spec.VirtServer, "/") && !filepath.IsAbs(spec.VirtServer):
+		return fmt.Errorf("%w: virt server %q is neither a name nor an absolute path", ErrBadSpec, spec.VirtServer)
 	case !dep8.ValidSuite(spec.Image.Release):
 		return fmt.Errorf("%w: image release %q", ErrBadSpec, spec.Image.Release)
 	case spec.Image.Arch != "" && !dep8.ValidSuite(spec.Image.Arch):

@@ -46,6 +46,18 @@ func TestCommandLine(t *testing.T) {
 				"--", "unshare", "--release", "bookworm", "--arch", "amd64", "--tarball", "/var/lib/sparegrid/images/bookworm-amd64.tar"},
 		},
 		{
+			name: "overlay image",
+			spec: Spec{Package: "hello", Image: image.Image{Release: "bookworm", Arch: "amd64", Backend: image.BackendOverlay, Format: image.FormatDirectory, Path: "/var/lib/sparegrid/images/bookworm-amd64.dir"}, OutputDir: "/out"},
+			want: []string{"autopkgtest", "--apt-upgrade", "--output-dir", "/out", "hello",
+				"--", "sparegrid", "overlay", "--rootfs", "/var/lib/sparegrid/images/bookworm-amd64.dir"},
+		},
+		{
+			name: "overlay image with the virt server's path",
+			spec: Spec{Package: "hello", VirtServer: "/usr/bin/autopkgtest-virt-sparegrid", Image: image.Image{Release: "bookworm", Arch: "amd64", Backend: image.BackendOverlay, Format: image.FormatDirectory, Path: "/images/bookworm-amd64.dir"}, OutputDir: "/out"},
+			want: []string{"autopkgtest", "--apt-upgrade", "--output-dir", "/out", "hello",
+				"--", "/usr/bin/autopkgtest-virt-sparegrid", "overlay", "--rootfs", "/images/bookworm-amd64.dir"},
+		},
+		{
 			name: "source tree",
 			spec: Spec{SourcePath: "/src/fixture", Image: testImage(), OutputDir: "/out"},
 			want: []string{"autopkgtest", "--apt-upgrade", "--output-dir", "/out", "--no-built-binaries", "/src/fixture/",
@@ -97,6 +109,8 @@ func TestCommandLineRejects(t *testing.T) {
 		{"neither package nor source", with(func(s *Spec) { s.Package = "" })},
 		{"both package and source", with(func(s *Spec) { s.SourcePath = "/src/x" })},
 		{"option as package", with(func(s *Spec) { s.Package = "--shell" })},
+		{"relative virt server path", with(func(s *Spec) { s.VirtServer = "bin/autopkgtest-virt-sparegrid" })},
+		{"unknown backend", with(func(s *Spec) { s.Image.Backend = "qemu" })},
 		{"one-letter package", with(func(s *Spec) { s.Package = "a" })},
 		{"path as package", with(func(s *Spec) { s.Package = "./hello" })},
 		{"relative source path", with(func(s *Spec) { s.Package = ""; s.SourcePath = "fixture" })},

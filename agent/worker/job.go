@@ -216,6 +216,7 @@ func (w *Worker) execute(ctx context.Context, j *jobRun) execution {
 		Image:      img,
 		OutputDir:  filepath.Join(j.dir, outputDir),
 		Log:        w.RunnerLog,
+		VirtServer: w.VirtServer,
 	}
 	if srcPath != "" {
 		// The runner takes either an archive package or a source.

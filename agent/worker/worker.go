@@ -88,10 +88,13 @@ type Worker struct {
 	// means runner.Artifacts.
 	Artifacts func(outputDir string) ([]runner.File, error)
 	// LookupImage finds the testbed image for a job; nil means
-	// image.Lookup.
+	// PreferredImage.
 	LookupImage func(stateDir, release, arch string) (image.Image, error)
 	// RunnerLog receives the runner's progress output; nil discards it.
 	RunnerLog io.Writer
+	// VirtServer is the autopkgtest-virt-sparegrid program for overlay
+	// images (see runner.Spec.VirtServer); empty means the one on PATH.
+	VirtServer string
 
 	// Once makes Run return after one job.
 	Once bool
@@ -135,7 +138,7 @@ func (w *Worker) init() {
 			w.Artifacts = runner.Artifacts
 		}
 		if w.LookupImage == nil {
-			w.LookupImage = image.Lookup
+			w.LookupImage = PreferredImage
 		}
 		if w.RunnerLog == nil {
 			w.RunnerLog = io.Discard

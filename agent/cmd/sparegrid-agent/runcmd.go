@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -74,11 +75,12 @@ func (c *cli) runAgent(ctx context.Context, dir string, once bool) error {
 		Capabilities: caps,
 		Log:          log,
 		Once:         once,
+		VirtServer:   virtServer(),
 	}
 	stop := c.handleSignals(log, w, cancel)
 	defer stop()
 	log.Info("starting", "coordinator", st.Agent.Coordinator, "arch", caps.Arch, "releases", caps.Releases,
-		"autopkgtest", caps.AutopkgtestVersion)
+		"autopkgtest", caps.AutopkgtestVersion, "backend", caps.Backend)
 	return w.Run(ctx)
 }
 
@@ -112,4 +114,19 @@ func (c *cli) handleSignals(log *slog.Logger, w *worker.Worker, cancel context.C
 		signal.Stop(sigs)
 		close(done)
 	}
+}
+
+// virtServer returns the autopkgtest-virt-sparegrid installed beside this
+// binary, so an agent run from a build directory uses the virt server of
+// the same build; otherwise autopkgtest finds it on PATH.
+func virtServer() string {
+	self, err := os.Executable()
+	if err != nil {
+		return ""
+	}
+	p := filepath.Join(filepath.Dir(self), "autopkgtest-virt-sparegrid")
+	if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
+		return p
+	}
+	return ""
 }

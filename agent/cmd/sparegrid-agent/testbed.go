@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/user"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
@@ -25,17 +26,39 @@ func (c *cli) testbedCmd() *cobra.Command {
 
 func (c *cli) testbedBuildCmd() *cobra.Command {
 	var opts image.BuildOptions
+	var backend string
 	cmd := &cobra.Command{
-		Use:   "build --release RELEASE --state DIR",
+		Use:   "build --release RELEASE --state DIR [--backend overlay|unshare|xenlvm]",
 		Short: "Build the base image for a release with mmdebstrap",
-		Long: `Build makes the testbed base image for a release and architecture. When run
-as root it first gives root subordinate user and group ids in /etc/subuid and
-/etc/subgid, which autopkgtest's unshare backend needs. Progress goes to
-stderr; the image digest is printed alone on stdout.`,
+		Long: `Build makes the testbed base image for a release and architecture.
+
+--backend overlay (the default where the kernel has overlayfs and the agent
+runs as root) builds a root filesystem directory for sparegrid's own virt
+server, whose revert throws away an overlay layer in milliseconds.
+--backend unshare builds a tarball for autopkgtest's stock unshare server.
+xenlvm base volumes need LVM and Xen on the host and are built by
+installer/images/sparegrid-xen-image-build (see docs/testbeds.md).
+
+When run as root it first gives root subordinate user and group ids in
+/etc/subuid and /etc/subgid, which autopkgtest's unshare backend needs.
+Progress goes to stderr; the image digest is printed alone on stdout.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := requireState(opts.StateDir); err != nil {
 				return err
+			}
+			if backend == "" {
+				backend = defaultBackend()
+			}
+			switch backend {
+			case image.BackendOverlay:
+				opts.Format = image.FormatDirectory
+			case image.BackendUnshare:
+				opts.Format = image.FormatTar
+			case "xenlvm":
+				return fmt.Errorf("xenlvm base volumes are built on the Xen host with installer/images/sparegrid-xen-image-build, not by the agent: see docs/testbeds.md")
+			default:
+				return fmt.Errorf("--backend %q: use overlay, unshare or xenlvm", backend)
 			}
 			if err := state.Init(opts.StateDir); err != nil {
 				return err
@@ -62,6 +85,7 @@ stderr; the image digest is printed alone on stdout.`,
 	f.StringVar(&opts.Release, "release", "", "Debian release, such as bookworm")
 	f.StringVar(&opts.Arch, "arch", "", "Debian architecture (default: the host's)")
 	f.StringVar(&opts.Mirror, "mirror", "", "Debian mirror URL (default "+image.DefaultMirror+")")
+	f.StringVar(&backend, "backend", "", "testbed backend: overlay, unshare or xenlvm (default: overlay where supported, else unshare)")
 	c.stateFlag(cmd, &opts.StateDir)
 	cmd.MarkFlagRequired("release")
 	return cmd
@@ -106,4 +130,29 @@ func (c *cli) testbedListCmd() *cobra.Command {
 	c.stateFlag(cmd, &dir)
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the images as JSON")
 	return cmd
+}
+
+// defaultBackend picks overlay where this host can run it (root, and a
+// kernel with overlayfs), and autopkgtest's unshare backend otherwise.
+func defaultBackend() string {
+	if os.Geteuid() == 0 && kernelHasOverlay("/proc/filesystems") {
+		return image.BackendOverlay
+	}
+	return image.BackendUnshare
+}
+
+// kernelHasOverlay reports whether the filesystems list (the format of
+// /proc/filesystems) names overlay.
+func kernelHasOverlay(path string) bool {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 0 && f[len(f)-1] == "overlay" {
+			return true
+		}
+	}
+	return false
 }
