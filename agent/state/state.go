@@ -181,8 +181,8 @@ func ParseKey(pemBytes []byte) (ed25519.PrivateKey, error) {
 }
 
 // LoadOrCreateKey returns the agent's key, generating it first when dir has
-// none. The key file is created with O_EXCL and mode 0600, so two racing
-// callers end up with the same key.
+// none. The key file (mode 0600) appears complete or not at all, and only
+// once, so two racing callers end up with the same key.
 func LoadOrCreateKey(dir string) (ed25519.PrivateKey, error) {
 	key, err := LoadKey(dir)
 	if err == nil || !errors.Is(err, fs.ErrNotExist) {
@@ -196,27 +196,35 @@ func LoadOrCreateKey(dir string) (ed25519.PrivateKey, error) {
 	if err != nil {
 		return nil, fmt.Errorf("state: encode key: %w", err)
 	}
+	// Write the whole key to a temporary file, then hard-link it into
+	// place: the link fails if a key exists, and a racing reader never
+	// sees a half-written key file.
 	name := filepath.Join(dir, KeyFile)
-	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if errors.Is(err, fs.ErrExist) {
-		return LoadKey(dir)
-	}
+	f, err := os.CreateTemp(dir, "."+KeyFile+".tmp-*")
 	if err != nil {
+		return nil, fmt.Errorf("state: create key: %w", err)
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp)
+	if err := f.Chmod(0o600); err != nil {
+		f.Close()
 		return nil, fmt.Errorf("state: create key: %w", err)
 	}
 	if err := pem.Encode(f, &pem.Block{Type: "PRIVATE KEY", Bytes: der}); err != nil {
 		f.Close()
-		os.Remove(name)
 		return nil, fmt.Errorf("state: write key: %w", err)
 	}
 	if err := f.Sync(); err != nil {
 		f.Close()
-		os.Remove(name)
 		return nil, fmt.Errorf("state: write key: %w", err)
 	}
 	if err := f.Close(); err != nil {
-		os.Remove(name)
 		return nil, fmt.Errorf("state: write key: %w", err)
+	}
+	if err := os.Link(tmp, name); errors.Is(err, fs.ErrExist) {
+		return LoadKey(dir)
+	} else if err != nil {
+		return nil, fmt.Errorf("state: create key: %w", err)
 	}
 	return priv, syncDir(dir)
 }
