@@ -67,6 +67,12 @@ type Spec struct {
 	// overlay images: an absolute path, or a name autopkgtest looks up on
 	// PATH; DefaultVirtServer when empty.
 	VirtServer string
+	// Sudo, when set, is the command line that runs the overlay virt
+	// server as root, such as {"/usr/bin/sudo", "-n"}; autopkgtest then
+	// starts Sudo[0] with the rest of Sudo, VirtServer and the server's
+	// arguments. VirtServer must then be an absolute path, the one the
+	// sudoers rule names. The unshare backend ignores Sudo.
+	Sudo []string
 	// OutputDir is autopkgtest's output directory. It must not exist or be
 	// empty.
 	OutputDir string
@@ -140,6 +146,7 @@ func commandLine(spec Spec, unpackDir string) ([]string, error) {
 		if virt == "" {
 			virt = DefaultVirtServer
 		}
+		args = append(args, spec.Sudo...)
 		return append(args, virt, image.BackendOverlay, "--rootfs", spec.Image.Path), nil
 	}
 	args = append(args, image.BackendUnshare, "--release", spec.Image.Release)
@@ -176,6 +183,10 @@ func checkSpec(spec Spec) error {
 		return fmt.Errorf("%w: image backend %q, want %q or %q", ErrBadSpec, spec.Image.Backend, image.BackendUnshare, image.BackendOverlay)
 	case spec.VirtServer != "" && strings.Contains(spec.VirtServer, "/") && !filepath.IsAbs(spec.VirtServer):
 		return fmt.Errorf("%w: virt server %q is neither a name nor an absolute path", ErrBadSpec, spec.VirtServer)
+	case spec.Image.Backend == image.BackendOverlay && len(spec.Sudo) > 0 && !filepath.IsAbs(spec.Sudo[0]):
+		return fmt.Errorf("%w: sudo %q is not an absolute path", ErrBadSpec, spec.Sudo[0])
+	case spec.Image.Backend == image.BackendOverlay && len(spec.Sudo) > 0 && !filepath.IsAbs(spec.VirtServer):
+		return fmt.Errorf("%w: virt server %q run through sudo is not an absolute path", ErrBadSpec, spec.VirtServer)
 	case !dep8.ValidSuite(spec.Image.Release):
 		return fmt.Errorf("%w: image release %q", ErrBadSpec, spec.Image.Release)
 	case spec.Image.Arch != "" && !dep8.ValidSuite(spec.Image.Arch):

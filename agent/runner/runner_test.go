@@ -58,6 +58,18 @@ func TestCommandLine(t *testing.T) {
 				"--", "/usr/bin/autopkgtest-virt-sparegrid", "overlay", "--rootfs", "/images/bookworm-amd64.dir"},
 		},
 		{
+			name: "overlay image through sudo",
+			spec: Spec{Package: "hello", VirtServer: "/usr/bin/autopkgtest-virt-sparegrid", Sudo: []string{"/usr/bin/sudo", "-n"}, Image: image.Image{Release: "bookworm", Arch: "amd64", Backend: image.BackendOverlay, Format: image.FormatDirectory, Path: "/images/bookworm-amd64.dir"}, OutputDir: "/out"},
+			want: []string{"autopkgtest", "--apt-upgrade", "--output-dir", "/out", "hello",
+				"--", "/usr/bin/sudo", "-n", "/usr/bin/autopkgtest-virt-sparegrid", "overlay", "--rootfs", "/images/bookworm-amd64.dir"},
+		},
+		{
+			name: "unshare image ignores sudo",
+			spec: Spec{Package: "hello", Sudo: []string{"/usr/bin/sudo", "-n"}, Image: testImage(), OutputDir: "/out"},
+			want: []string{"autopkgtest", "--apt-upgrade", "--output-dir", "/out", "hello",
+				"--", "unshare", "--release", "bookworm", "--arch", "amd64", "--tarball", "/var/lib/sparegrid/images/bookworm-amd64.tar"},
+		},
+		{
 			name: "source tree",
 			spec: Spec{SourcePath: "/src/fixture", Image: testImage(), OutputDir: "/out"},
 			want: []string{"autopkgtest", "--apt-upgrade", "--output-dir", "/out", "--no-built-binaries", "/src/fixture/",
@@ -110,6 +122,20 @@ func TestCommandLineRejects(t *testing.T) {
 		{"both package and source", with(func(s *Spec) { s.SourcePath = "/src/x" })},
 		{"option as package", with(func(s *Spec) { s.Package = "--shell" })},
 		{"relative virt server path", with(func(s *Spec) { s.VirtServer = "bin/autopkgtest-virt-sparegrid" })},
+		{"sudo without a virt server path", with(func(s *Spec) {
+			s.Image.Backend = image.BackendOverlay
+			s.Sudo = []string{"/usr/bin/sudo", "-n"}
+		})},
+		{"sudo with a virt server name", with(func(s *Spec) {
+			s.Image.Backend = image.BackendOverlay
+			s.Sudo = []string{"/usr/bin/sudo", "-n"}
+			s.VirtServer = "sparegrid"
+		})},
+		{"relative sudo", with(func(s *Spec) {
+			s.Image.Backend = image.BackendOverlay
+			s.Sudo = []string{"sudo", "-n"}
+			s.VirtServer = "/usr/bin/autopkgtest-virt-sparegrid"
+		})},
 		{"unknown backend", with(func(s *Spec) { s.Image.Backend = "qemu" })},
 		{"one-letter package", with(func(s *Spec) { s.Package = "a" })},
 		{"path as package", with(func(s *Spec) { s.Package = "./hello" })},

@@ -217,6 +217,7 @@ func (w *Worker) execute(ctx context.Context, j *jobRun) execution {
 		OutputDir:  filepath.Join(j.dir, outputDir),
 		Log:        w.RunnerLog,
 		VirtServer: w.VirtServer,
+		Sudo:       w.Sudo,
 	}
 	if srcPath != "" {
 		// The runner takes either an archive package or a source.

@@ -95,6 +95,10 @@ type Worker struct {
 	// VirtServer is the autopkgtest-virt-sparegrid program for overlay
 	// images (see runner.Spec.VirtServer); empty means the one on PATH.
 	VirtServer string
+	// Sudo runs the overlay virt server as root when the agent is not
+	// root, such as {"/usr/bin/sudo", "-n"} (see runner.Spec.Sudo); nil
+	// runs it directly.
+	Sudo []string
 
 	// Once makes Run return after one job.
 	Once bool

@@ -158,14 +158,18 @@ func TestRunReportsSignedResult(t *testing.T) {
 		}
 		r := newRig(t, run, testJob())
 		r.w.Artifacts = runner.Artifacts
+		r.w.VirtServer = "/usr/bin/autopkgtest-virt-sparegrid"
+		r.w.Sudo = []string{"/usr/bin/sudo", "-n"}
 		if err := r.w.Run(t.Context()); err != nil {
 			t.Fatalf("Run = %v", err)
 		}
 
 		wantSpec := runner.Spec{
 			Package: "hello", Version: "2.10-3", Triggers: []string{"gcc-14/14.2.0-1"},
-			Image:     image.Image{Release: "bookworm", Arch: "amd64", Backend: image.BackendUnshare, Digest: testDigest},
-			OutputDir: filepath.Join(r.dir, state.WorkDir, "job-42-2", "out"),
+			Image:      image.Image{Release: "bookworm", Arch: "amd64", Backend: image.BackendUnshare, Digest: testDigest},
+			OutputDir:  filepath.Join(r.dir, state.WorkDir, "job-42-2", "out"),
+			VirtServer: "/usr/bin/autopkgtest-virt-sparegrid",
+			Sudo:       []string{"/usr/bin/sudo", "-n"},
 		}
 		if diff := cmp.Diff(wantSpec, gotSpec, cmpIgnoreLog()); diff != "" {
 			t.Errorf("runner spec mismatch (-want +got):\n%s", diff)

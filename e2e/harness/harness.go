@@ -130,8 +130,16 @@ func (b *lockedBuffer) String() string {
 // sent SIGTERM, then SIGKILL, and its output is logged.
 func Start(t testing.TB, env []string, name string, args ...string) *Proc {
 	t.Helper()
-	cmd := exec.Command(filepath.Join(Bin(t), name), args...)
-	cmd.Env = append(os.Environ(), env...)
+	return StartProgram(t, append(os.Environ(), env...), filepath.Join(Bin(t), name), args...)
+}
+
+// StartProgram is Start for any program, given by path, with exactly the
+// environment env.
+func StartProgram(t testing.TB, env []string, path string, args ...string) *Proc {
+	t.Helper()
+	name := filepath.Base(path)
+	cmd := exec.Command(path, args...)
+	cmd.Env = env
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	p := &Proc{Name: name, cmd: cmd, log: &lockedBuffer{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.log, p.log
@@ -148,6 +156,9 @@ func Start(t testing.TB, env []string, name string, args ...string) *Proc {
 	})
 	return p
 }
+
+// Pid returns the process's id.
+func (p *Proc) Pid() int { return p.cmd.Process.Pid }
 
 // Output returns everything the process printed so far.
 func (p *Proc) Output() string { return p.log.String() }

@@ -2,11 +2,14 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -18,29 +21,84 @@ import (
 )
 
 func (c *cli) runCmd() *cobra.Command {
-	var dir string
-	var once bool
+	var dir, virtServerPath string
+	var once, virtSudo bool
 	cmd := &cobra.Command{
 		Use:   "run --state DIR",
 		Short: "Lease and run tests until stopped",
 		Long: `Run connects to the coordinator the agent was registered with and runs
 leased tests one at a time. The first SIGINT or SIGTERM stops leasing and
 lets a running test finish and be reported; the second cancels the running
-test (it is still reported, as a temporary failure); the third exits at once.`,
+test (it is still reported, as a temporary failure); the third exits at once.
+
+With --virt-sudo (the default when the agent is not root) the overlay virt
+server runs as root through "sudo -n", as the shipped sudoers rule allows;
+that rule names /usr/bin/autopkgtest-virt-sparegrid, so the virt server
+must be installed there unless a site edits the rule.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := requireState(dir); err != nil {
 				return err
 			}
-			return c.runAgent(cmd.Context(), dir, once)
+			if !cmd.Flags().Changed("virt-sudo") {
+				var err error
+				if virtSudo, err = virtSudoDefault(c.getenv, os.Geteuid()); err != nil {
+					return err
+				}
+			}
+			if virtServerPath != "" && !filepath.IsAbs(virtServerPath) {
+				return fmt.Errorf("%w: %q", errVirtServer, virtServerPath)
+			}
+			return c.runAgent(cmd.Context(), dir, once, virtSudo, virtServerPath)
 		},
 	}
 	c.stateFlag(cmd, &dir)
 	cmd.Flags().BoolVar(&once, "once", false, "exit after one job")
+	cmd.Flags().BoolVar(&virtSudo, "virt-sudo", false, "run the overlay virt server through \"sudo -n\" (env "+envVirtSudo+"; default: on unless the agent runs as root)")
+	cmd.Flags().StringVar(&virtServerPath, "virt-server", "", "absolute path of autopkgtest-virt-sparegrid (default: the one beside this program, else "+installedVirtServer+" with --virt-sudo, else the one on PATH)")
 	return cmd
 }
 
-func (c *cli) runAgent(ctx context.Context, dir string, once bool) error {
+// errVirtServer means --virt-server is not an absolute path.
+var errVirtServer = errors.New("--virt-server is not an absolute path")
+
+// envVirtSudo names the environment variable that sets --virt-sudo.
+const envVirtSudo = "SPAREGRID_VIRT_SUDO"
+
+// errVirtSudo means SPAREGRID_VIRT_SUDO is not a boolean.
+var errVirtSudo = errors.New(envVirtSudo + " is not a boolean")
+
+// virtSudoDefault is --virt-sudo when the flag is not given: the value of
+// SPAREGRID_VIRT_SUDO, otherwise whether the agent runs as a user other
+// than root.
+func virtSudoDefault(getenv func(string) string, euid int) (bool, error) {
+	s := getenv(envVirtSudo)
+	if s == "" {
+		return euid != 0, nil
+	}
+	v, err := strconv.ParseBool(s)
+	if err != nil {
+		return false, fmt.Errorf("%w: %q", errVirtSudo, s)
+	}
+	return v, nil
+}
+
+// installedVirtServer is where the shipped sudoers rule expects the virt
+// server.
+const installedVirtServer = "/usr/bin/autopkgtest-virt-sparegrid"
+
+// sudoCommand returns the command line that runs the virt server as
+// root: sudo from PATH, or /usr/bin/sudo, with -n so that it fails
+// instead of asking for a password.
+func sudoCommand() []string {
+	p, err := exec.LookPath("sudo")
+	if err != nil || !filepath.IsAbs(p) {
+		p = "/usr/bin/sudo"
+	}
+	return []string{p, "-n"}
+}
+
+func (c *cli) runAgent(ctx context.Context, dir string, once, virtSudo bool, virtServerPath string) error {
 	if ctx == nil {
 		ctx = context.Background()
 	}
@@ -77,10 +135,19 @@ func (c *cli) runAgent(ctx context.Context, dir string, once bool) error {
 		Once:         once,
 		VirtServer:   virtServer(),
 	}
+	if virtServerPath != "" {
+		w.VirtServer = virtServerPath
+	}
+	if virtSudo {
+		w.Sudo = sudoCommand()
+		if w.VirtServer == "" {
+			w.VirtServer = installedVirtServer
+		}
+	}
 	stop := c.handleSignals(log, w, cancel)
 	defer stop()
 	log.Info("starting", "coordinator", st.Agent.Coordinator, "arch", caps.Arch, "releases", caps.Releases,
-		"autopkgtest", caps.AutopkgtestVersion, "backend", caps.Backend)
+		"autopkgtest", caps.AutopkgtestVersion, "backend", caps.Backend, "uid", os.Geteuid(), "virt_sudo", w.Sudo)
 	return w.Run(ctx)
 }
 

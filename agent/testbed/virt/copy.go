@@ -5,9 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 )
@@ -36,6 +39,9 @@ func (ss *session) copy(parent context.Context, name string, up bool, hostPath, 
 		err = ss.copyDir(ctx, up, hostPath, tbPath)
 	} else {
 		err = ss.copyFile(ctx, up, hostPath, tbPath)
+	}
+	if err == nil && up && ss.owner != nil {
+		err = chownTree(hostPath, ss.owner.uid, ss.owner.gid)
 	}
 	switch {
 	case err == nil:
@@ -102,6 +108,40 @@ func (ss *session) copyDir(ctx context.Context, up bool, hostPath, tbPath string
 			"if ! test -d "+q+"; then mkdir -- "+q+"; fi; cd "+q+"; tar "+tarExtract))
 	}
 	return pipe(src, dst)
+}
+
+// owner is a user and group that copied-up files are given to.
+type owner struct{ uid, gid int }
+
+// sudoOwner returns the user who started the server through sudo: when
+// the server runs as root (euid 0) and SUDO_UID and SUDO_GID hold valid
+// ids. Files a server run by "sudo -n" copies up to the host then belong
+// to the unprivileged agent that asked for them, which must be able to
+// remove them.
+func sudoOwner(euid int, getenv func(string) string) *owner {
+	if euid != 0 {
+		return nil
+	}
+	uid, err := strconv.ParseUint(getenv("SUDO_UID"), 10, 32)
+	if err != nil || uid == math.MaxUint32 {
+		return nil
+	}
+	gid, err := strconv.ParseUint(getenv("SUDO_GID"), 10, 32)
+	if err != nil || gid == math.MaxUint32 {
+		return nil
+	}
+	return &owner{uid: int(uid), gid: int(gid)}
+}
+
+// chownTree gives root and, when it is a directory, everything below it
+// to uid and gid, without following symbolic links.
+func chownTree(root string, uid, gid int) error {
+	return filepath.WalkDir(root, func(p string, _ fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		return os.Lchown(p, uid, gid)
+	})
 }
 
 func (ss *session) inTestbed(script string) []string {

@@ -113,10 +113,14 @@ func Serve(ctx context.Context, b testbed.Backend, in io.Reader, out io.Writer, 
 // line starting "error" before it closes the testbed. A failed copy is
 // not fatal: the reply is "copy-failed" or "timeout".
 //
+// A server run as root by sudo (SUDO_UID and SUDO_GID set) gives what it
+// copies up to the host to the user who ran sudo, so that an unprivileged
+// agent can remove it.
+//
 // Serve reads in from another goroutine, which stays blocked in Read after
 // Serve returns until in delivers data or fails.
 func (s *Server) Serve(ctx context.Context, b testbed.Backend, in io.Reader, out io.Writer, log io.Writer) error {
-	ss := &session{srv: s, b: b, out: out, log: log}
+	ss := &session{srv: s, b: b, out: out, log: log, owner: sudoOwner(os.Geteuid(), os.Getenv)}
 	if ss.srv.Prog == "" {
 		ss.prog = DefaultProg
 	} else {
@@ -191,6 +195,8 @@ type session struct {
 	// because built trees may refer to it.
 	downtmp     string
 	downtmpOpen string
+	// owner, when set, receives the files copied up to the host.
+	owner *owner
 }
 
 // failedError is a non-fatal failure: the reply is word, not "ok".
