@@ -58,6 +58,11 @@ type signalError struct{ sig os.Signal }
 func (e signalError) Error() string { return "received " + e.sig.String() }
 
 func main() {
+	// Exec mode runs one command in a live overlay testbed for a server
+	// that itself runs under sudo (see overlay.ExecArg).
+	if len(os.Args) > 2 && os.Args[1] == "overlay" && os.Args[2] == overlay.ExecArg {
+		os.Exit(overlay.ExecMain(os.Args[3:]))
+	}
 	// Writing to a closed stdout must fail with EPIPE, not kill the
 	// server before it has closed the testbed.
 	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)

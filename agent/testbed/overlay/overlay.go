@@ -74,6 +74,12 @@ type Options struct {
 	// Init is the binary that runs InitMain when its first argument is
 	// InitArg; the running executable if empty.
 	Init string
+	// Sudo, when set, is the sudo program through which the exec prefix
+	// calls Init in exec mode (see ExecArg): the server itself runs under
+	// sudo, and the unprivileged caller that runs the prefix could not
+	// enter the testbed's namespaces otherwise. FromArgs sets it when the
+	// server runs as root under sudo.
+	Sudo string
 }
 
 // Backend is the overlay testbed backend. Its methods must be called from
@@ -157,6 +163,7 @@ func FromArgs(args []string) (testbed.Backend, error) {
 	if fs.NArg() != 0 {
 		return nil, fmt.Errorf("%w: unexpected argument %q", ErrUsage, fs.Arg(0))
 	}
+	opts.Sudo = sudoFor(os.Geteuid(), os.Getenv)
 	b, err := New(opts)
 	if err != nil {
 		return nil, err
@@ -252,18 +259,40 @@ func (b *Backend) Close(ctx context.Context) error {
 // prefix is the argv prefix that runs a command in the testbed. The test
 // for the marker file that init created in the testbed's /run stops an old
 // prefix from running anything once the testbed is gone, even if its init's
-// PID has been reused by a host process.
+// PID has been reused by a host process. Under sudo the prefix calls this
+// program in exec mode through sudo, which makes the same check and more
+// (CheckTestbed).
 func (b *Backend) prefix(in *instance) []string {
+	pid := strconv.Itoa(in.cmd.Process.Pid)
+	if b.opts.Sudo != "" {
+		return []string{b.opts.Sudo, "-n", b.opts.Init, "overlay", ExecArg, in.id, pid, "--"}
+	}
 	script := `test -e "/proc/$0/root/run/$1" || { echo "sparegrid overlay: testbed $1 is gone" >&2; exit 255; }; `
 	if in.cg != "" {
 		script += `echo $$ >"$2/cgroup.procs" || exit 255; shift; `
 	}
 	script += `shift; exec nsenter --target "$0" --mount --uts --ipc --pid --root --wd -- env -i PATH=` + testbedPath + ` SHELL=/bin/sh "$@"`
-	argv := []string{"sh", "-c", script, strconv.Itoa(in.cmd.Process.Pid), in.id}
+	argv := []string{"sh", "-c", script, pid, in.id}
 	if in.cg != "" {
 		argv = append(argv, in.cg)
 	}
 	return argv
+}
+
+// sudoFor returns the sudo program an exec prefix must go through: set
+// when the server runs as root on behalf of a user who ran it with sudo
+// (SUDO_UID names someone other than root), empty otherwise.
+func sudoFor(euid int, getenv func(string) string) string {
+	if euid != 0 {
+		return ""
+	}
+	if uid, err := strconv.Atoi(getenv("SUDO_UID")); err != nil || uid <= 0 {
+		return ""
+	}
+	if p, err := exec.LookPath("sudo"); err == nil && filepath.IsAbs(p) {
+		return p
+	}
+	return "/usr/bin/sudo"
 }
 
 func randomID() string {
