@@ -32,8 +32,11 @@ func (img Image) FormatName() string {
 // recordSuffix is what follows <release>-<arch> in the name of a record
 // of an image in format.
 func recordSuffix(format string) string {
-	if format == FormatDirectory {
+	switch format {
+	case FormatDirectory:
 		return ".dir.json"
+	case FormatXenLVM:
+		return ".xenlvm.json"
 	}
 	return ".json"
 }

@@ -1,13 +1,15 @@
-// Package image owns the agent's testbed base images: root filesystem
-// tarballs (for autopkgtest's unshare backend) and directories (for
-// sparegrid's overlay backend) built by mmdebstrap, the JSON record kept
-// next to each one, the digest that names an image's contents, and the
-// host set-up (subordinate id ranges) that autopkgtest's unshare backend
-// needs before it can unpack tarballs.
+// Package image owns the agent's testbed base images and their records:
+// root filesystem tarballs (for autopkgtest's unshare backend) and
+// directories (for sparegrid's overlay backend) built by mmdebstrap, and
+// the registrations of xenlvm base volumes made on the host by other
+// means; the JSON record kept for each one, the digest that names an
+// image's contents, and the host set-up (subordinate id ranges) that
+// autopkgtest's unshare backend needs before it can unpack tarballs.
 //
-// It builds, lists, looks up and verifies images. It must not run tests:
-// running autopkgtest in a testbed made from an image belongs to
-// agent/runner.
+// It builds, registers, lists, looks up and verifies images. It must not
+// run tests: running autopkgtest in a testbed made from an image belongs
+// to agent/runner. It must not create or change logical volumes: it only
+// reads a base volume to hash it.
 package image
 
 import (
@@ -74,18 +76,26 @@ type Image struct {
 	Release string `json:"release"`
 	Arch    string `json:"arch"`
 	Backend string `json:"backend"`
-	// Format is FormatTar or FormatDirectory; empty means FormatTar.
+	// Format is FormatTar, FormatDirectory or FormatXenLVM; empty means
+	// FormatTar.
 	Format string `json:"format,omitempty"`
 	// Path is the tarball or directory. Records read from disk always
 	// point at the image next to the record, whatever path was stored.
+	// It is empty for FormatXenLVM, whose image is not on the agent's
+	// disk.
 	Path string `json:"path"`
-	// Digest is "sha256:" and lower-case hex: the sha256 of the tarball,
-	// or DirDigest of the directory.
+	// Args are the xenlvm backend's arguments (FormatXenLVM only).
+	Args []string `json:"args,omitempty"`
+	// Device is the base volume's block device whose bytes the digest
+	// covers (FormatXenLVM only).
+	Device string `json:"device,omitempty"`
+	// Digest is "sha256:" and lower-case hex: the sha256 of the tarball
+	// or of the base volume's bytes, or DirDigest of the directory.
 	Digest  string    `json:"digest"`
 	Mirror  string    `json:"mirror"`
 	BuiltAt time.Time `json:"built_at"`
-	// Size is the tarball's size, or the total size of a directory's
-	// regular files.
+	// Size is the tarball's or base volume's size, or the total size of
+	// a directory's regular files.
 	Size int64 `json:"size"`
 }
 
@@ -402,6 +412,10 @@ func readRecord(path string) (Image, error) {
 		suffix = ".tar"
 	case FormatDirectory:
 		suffix = ".dir"
+	case FormatXenLVM:
+		if img.Backend != BackendXenLVM || len(img.Args) == 0 || !filepath.IsAbs(img.Device) {
+			return Image{}, fmt.Errorf("%w: %s: xenlvm record needs backend %q, arguments and an absolute device", ErrBadRecord, path, BackendXenLVM)
+		}
 	default:
 		return Image{}, fmt.Errorf("%w: %s: unknown format %q", ErrBadRecord, path, img.Format)
 	}
@@ -412,7 +426,10 @@ func readRecord(path string) (Image, error) {
 	if !validDigest(img.Digest) {
 		return Image{}, fmt.Errorf("%w: %s: bad digest %q", ErrBadRecord, path, img.Digest)
 	}
-	img.Path = filepath.Join(filepath.Dir(path), baseName(img.Release, img.Arch)+suffix)
+	img.Path = ""
+	if suffix != "" {
+		img.Path = filepath.Join(filepath.Dir(path), baseName(img.Release, img.Arch)+suffix)
+	}
 	return img, nil
 }
 
@@ -430,8 +447,8 @@ func validDigest(d string) bool {
 	return true
 }
 
-// List returns the images recorded in stateDir, sorted by release and
-// architecture. A state directory without images gives an empty list.
+// List returns the images recorded in stateDir, sorted by release,
+// architecture and format. A state directory without images gives an empty list.
 func List(stateDir string) ([]Image, error) {
 	dir := Dir(stateDir)
 	entries, err := os.ReadDir(dir)
@@ -457,7 +474,10 @@ func List(stateDir string) ([]Image, error) {
 		if imgs[i].Release != imgs[j].Release {
 			return imgs[i].Release < imgs[j].Release
 		}
-		return imgs[i].Arch < imgs[j].Arch
+		if imgs[i].Arch != imgs[j].Arch {
+			return imgs[i].Arch < imgs[j].Arch
+		}
+		return imgs[i].FormatName() < imgs[j].FormatName()
 	})
 	return imgs, nil
 }
@@ -474,7 +494,7 @@ func LookupFormat(stateDir, release, arch, format string) (Image, error) {
 	if !dep8.ValidSuite(release) || !dep8.ValidSuite(arch) {
 		return Image{}, fmt.Errorf("%w: %q/%q", ErrBadName, release, arch)
 	}
-	if format != FormatTar && format != FormatDirectory {
+	if format != FormatTar && format != FormatDirectory && format != FormatXenLVM {
 		return Image{}, fmt.Errorf("%w: unknown format %q", ErrNoImage, format)
 	}
 	img, err := readRecord(filepath.Join(Dir(stateDir), baseName(release, arch)+recordSuffix(format)))
@@ -487,15 +507,18 @@ func LookupFormat(stateDir, release, arch, format string) (Image, error) {
 	return img, nil
 }
 
-// Verify hashes img's tarball or directory and compares it with the
-// recorded digest and size. A difference gives an error wrapping
+// Verify hashes img's tarball, directory or base volume and compares it
+// with the recorded digest and size. A difference gives an error wrapping
 // ErrDigestMismatch; a missing image one wrapping ErrNoImage.
 func Verify(img Image) error {
 	if !validDigest(img.Digest) {
 		return fmt.Errorf("%w: bad digest %q", ErrBadRecord, img.Digest)
 	}
-	if img.Format == FormatDirectory {
+	switch img.Format {
+	case FormatDirectory:
 		return verifyDir(img)
+	case FormatXenLVM:
+		return verifyXenLVM(img)
 	}
 	f, err := os.Open(img.Path)
 	if errors.Is(err, os.ErrNotExist) {

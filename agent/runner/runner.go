@@ -60,18 +60,21 @@ type Spec struct {
 	// package built (build-needed) still builds it.
 	SourcePath string
 	// Image is the testbed base image: a tarball for autopkgtest's unshare
-	// backend, or a directory for sparegrid's overlay backend. Run trusts
-	// Image.Digest; callers check it with image.Verify.
+	// backend, a directory for sparegrid's overlay backend, or a
+	// registered base volume whose Args are passed to sparegrid's xenlvm
+	// backend. Run trusts Image.Digest; callers check it with
+	// image.Verify.
 	Image image.Image
 	// VirtServer is the autopkgtest-virt-sparegrid program that runs
-	// overlay images: an absolute path, or a name autopkgtest looks up on
+	// overlay and xenlvm images: an absolute path, or a name autopkgtest looks up on
 	// PATH; DefaultVirtServer when empty.
 	VirtServer string
 	// Sudo, when set, is the command line that runs the overlay virt
 	// server as root, such as {"/usr/bin/sudo", "-n"}; autopkgtest then
 	// starts Sudo[0] with the rest of Sudo, VirtServer and the server's
 	// arguments. VirtServer must then be an absolute path, the one the
-	// sudoers rule names. The unshare backend ignores Sudo.
+	// sudoers rule names. The unshare backend ignores Sudo, and so does
+	// xenlvm, which has its own --sudo among Image.Args.
 	Sudo []string
 	// OutputDir is autopkgtest's output directory. It must not exist or be
 	// empty.
@@ -141,13 +144,17 @@ func commandLine(spec Spec, unpackDir string) ([]string, error) {
 		src = strings.TrimRight(spec.SourcePath, "/") + "/"
 	}
 	args = append(args, src, "--")
-	if spec.Image.Backend == image.BackendOverlay {
-		virt := spec.VirtServer
-		if virt == "" {
-			virt = DefaultVirtServer
-		}
+	virt := spec.VirtServer
+	if virt == "" {
+		virt = DefaultVirtServer
+	}
+	switch spec.Image.Backend {
+	case image.BackendOverlay:
 		args = append(args, spec.Sudo...)
 		return append(args, virt, image.BackendOverlay, "--rootfs", spec.Image.Path), nil
+	case image.BackendXenLVM:
+		args = append(args, virt, image.BackendXenLVM)
+		return append(args, spec.Image.Args...), nil
 	}
 	args = append(args, image.BackendUnshare, "--release", spec.Image.Release)
 	if spec.Image.Arch != "" {
@@ -179,8 +186,10 @@ func checkSpec(spec Spec) error {
 		return fmt.Errorf("%w: version %q", ErrBadSpec, spec.Version)
 	case spec.OutputDir == "" || !filepath.IsAbs(spec.OutputDir):
 		return fmt.Errorf("%w: output directory %q is not absolute", ErrBadSpec, spec.OutputDir)
-	case spec.Image.Backend != image.BackendUnshare && spec.Image.Backend != image.BackendOverlay:
-		return fmt.Errorf("%w: image backend %q, want %q or %q", ErrBadSpec, spec.Image.Backend, image.BackendUnshare, image.BackendOverlay)
+	case spec.Image.Backend != image.BackendUnshare && spec.Image.Backend != image.BackendOverlay && spec.Image.Backend != image.BackendXenLVM:
+		return fmt.Errorf("%w: image backend %q, want %q, %q or %q", ErrBadSpec, spec.Image.Backend, image.BackendUnshare, image.BackendOverlay, image.BackendXenLVM)
+	case spec.Image.Backend == image.BackendXenLVM && len(spec.Image.Args) == 0:
+		return fmt.Errorf("%w: xenlvm image without backend arguments", ErrBadSpec)
 	case spec.VirtServer != "" && strings.Contains(spec.VirtServer, "/") && !filepath.IsAbs(spec.VirtServer):
 		return fmt.Errorf("%w: virt server %q is neither a name nor an absolute path", ErrBadSpec, spec.VirtServer)
 	case spec.Image.Backend == image.BackendOverlay && len(spec.Sudo) > 0 && !filepath.IsAbs(spec.Sudo[0]):
@@ -191,7 +200,7 @@ func checkSpec(spec Spec) error {
 		return fmt.Errorf("%w: image release %q", ErrBadSpec, spec.Image.Release)
 	case spec.Image.Arch != "" && !dep8.ValidSuite(spec.Image.Arch):
 		return fmt.Errorf("%w: image architecture %q", ErrBadSpec, spec.Image.Arch)
-	case spec.Image.Path == "" || !filepath.IsAbs(spec.Image.Path):
+	case spec.Image.Backend != image.BackendXenLVM && (spec.Image.Path == "" || !filepath.IsAbs(spec.Image.Path)):
 		return fmt.Errorf("%w: image path %q is not absolute", ErrBadSpec, spec.Image.Path)
 	case spec.Timeout < 0:
 		return fmt.Errorf("%w: negative timeout", ErrBadSpec)

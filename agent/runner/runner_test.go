@@ -88,6 +88,18 @@ func TestCommandLine(t *testing.T) {
 				"--", "unshare", "--release", "bookworm", "--arch", "amd64", "--tarball", "/var/lib/sparegrid/images/bookworm-amd64.tar"},
 		},
 		{
+			name: "xenlvm image",
+			spec: Spec{Package: "hello", Image: xenImage(), OutputDir: "/out"},
+			want: []string{"autopkgtest", "--apt-upgrade", "--output-dir", "/out", "hello",
+				"--", "sparegrid", "xenlvm", "--vg", "vg0", "--base", "sparegrid-base-bookworm", "--sudo", "/usr/bin/sudo"},
+		},
+		{
+			name: "xenlvm image ignores Spec.Sudo",
+			spec: Spec{Package: "hello", VirtServer: "/usr/bin/autopkgtest-virt-sparegrid", Sudo: []string{"/usr/bin/sudo", "-n"}, Image: xenImage(), OutputDir: "/out"},
+			want: []string{"autopkgtest", "--apt-upgrade", "--output-dir", "/out", "hello",
+				"--", "/usr/bin/autopkgtest-virt-sparegrid", "xenlvm", "--vg", "vg0", "--base", "sparegrid-base-bookworm", "--sudo", "/usr/bin/sudo"},
+		},
+		{
 			name: "image without architecture",
 			spec: Spec{Package: "hello", Image: noArch, OutputDir: "/out"},
 			want: []string{"autopkgtest", "--apt-upgrade", "--output-dir", "/out", "hello",
@@ -151,6 +163,9 @@ func TestCommandLineRejects(t *testing.T) {
 		{"bad release", with(func(s *Spec) { s.Image.Release = "--help" })},
 		{"bad arch", with(func(s *Spec) { s.Image.Arch = "amd64 --shell" })},
 		{"relative image path", with(func(s *Spec) { s.Image.Path = "bookworm.tar" })},
+		{"xenlvm image without arguments", with(func(s *Spec) { s.Image = xenImage(); s.Image.Args = nil })},
+		{"xenlvm image with empty arguments", with(func(s *Spec) { s.Image = xenImage(); s.Image.Args = []string{} })},
+		{"xenlvm image with a bad release", with(func(s *Spec) { s.Image = xenImage(); s.Image.Release = "--shell" })},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -225,4 +240,9 @@ func TestCheckVersion(t *testing.T) {
 			}
 		})
 	}
+}
+
+func xenImage() image.Image {
+	return image.Image{Release: "bookworm", Arch: "amd64", Backend: image.BackendXenLVM, Format: image.FormatXenLVM,
+		Args: []string{"--vg", "vg0", "--base", "sparegrid-base-bookworm", "--sudo", "/usr/bin/sudo"}, Device: "/dev/vg0/sparegrid-base-bookworm"}
 }

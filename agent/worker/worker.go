@@ -88,8 +88,11 @@ type Worker struct {
 	// means runner.Artifacts.
 	Artifacts func(outputDir string) ([]runner.File, error)
 	// LookupImage finds the testbed image for a job; nil means
-	// PreferredImage.
+	// PreferredImage with Backends.
 	LookupImage func(stateDir, release, arch string) (image.Image, error)
+	// Backends are the testbed backends the agent may use, most preferred
+	// first; nil means DefaultBackends.
+	Backends []string
 	// RunnerLog receives the runner's progress output; nil discards it.
 	RunnerLog io.Writer
 	// VirtServer is the autopkgtest-virt-sparegrid program for overlay
@@ -142,7 +145,10 @@ func (w *Worker) init() {
 			w.Artifacts = runner.Artifacts
 		}
 		if w.LookupImage == nil {
-			w.LookupImage = PreferredImage
+			backends := w.Backends
+			w.LookupImage = func(stateDir, release, arch string) (image.Image, error) {
+				return PreferredImage(stateDir, release, arch, backends)
+			}
 		}
 		if w.RunnerLog == nil {
 			w.RunnerLog = io.Discard

@@ -52,6 +52,8 @@ func TestErrors(t *testing.T) {
 		{"run unregistered", nil, []string{"run", "--state", "/nonexistent/x"}, "run sparegrid-agent register first"},
 		{"run unregistered from env", map[string]string{envState: "/nonexistent/y"}, []string{"run"}, "no agent registered in /nonexistent/y"},
 		{"run without images", nil, []string{"run", "--state", registered}, "run sparegrid-agent testbed build --release bookworm first"},
+		{"run with an unknown backend", nil, []string{"run", "--state", registered, "--backend", "qemu"}, `worker: unknown testbed backend: "qemu"`},
+		{"run with an unknown backend from env", map[string]string{envBackend: "overlay,lxc"}, []string{"run", "--state", registered}, `worker: unknown testbed backend: "lxc"`},
 		{"register without owner", nil, []string{"register", "--coordinator", "h:1", "--ca-sha256", "ab", "--state", "x"}, `required flag(s) "owner" not set`},
 		{"build without release", nil, []string{"testbed", "build", "--state", "x"}, `required flag(s) "release" not set`},
 	}

@@ -21,7 +21,7 @@ import (
 )
 
 func (c *cli) runCmd() *cobra.Command {
-	var dir, virtServerPath string
+	var dir, virtServerPath, backendFlag string
 	var once, virtSudo bool
 	cmd := &cobra.Command{
 		Use:   "run --state DIR",
@@ -34,7 +34,14 @@ test (it is still reported, as a temporary failure); the third exits at once.
 With --virt-sudo (the default when the agent is not root) the overlay virt
 server runs as root through "sudo -n", as the shipped sudoers rule allows;
 that rule names /usr/bin/autopkgtest-virt-sparegrid, so the virt server
-must be installed there unless a site edits the rule.`,
+must be installed there unless a site edits the rule.
+
+--backend picks the testbed backend: overlay, xenlvm or unshare, or several
+separated by commas, most preferred first. For each release the agent uses
+the image of the first backend that has one ("testbed list" shows them);
+releases with images only of other backends are not offered. The default
+is overlay,xenlvm,unshare. xenlvm testbeds bring their own --sudo among
+the arguments they were registered with, so --virt-sudo does not apply.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := requireState(dir); err != nil {
@@ -49,15 +56,26 @@ must be installed there unless a site edits the rule.`,
 			if virtServerPath != "" && !filepath.IsAbs(virtServerPath) {
 				return fmt.Errorf("%w: %q", errVirtServer, virtServerPath)
 			}
-			return c.runAgent(cmd.Context(), dir, once, virtSudo, virtServerPath)
+			if !cmd.Flags().Changed("backend") {
+				backendFlag = c.getenv(envBackend)
+			}
+			backends, err := worker.ParseBackends(backendFlag)
+			if err != nil {
+				return err
+			}
+			return c.runAgent(cmd.Context(), dir, once, virtSudo, virtServerPath, backends)
 		},
 	}
 	c.stateFlag(cmd, &dir)
 	cmd.Flags().BoolVar(&once, "once", false, "exit after one job")
 	cmd.Flags().BoolVar(&virtSudo, "virt-sudo", false, "run the overlay virt server through \"sudo -n\" (env "+envVirtSudo+"; default: on unless the agent runs as root)")
+	cmd.Flags().StringVar(&backendFlag, "backend", "", "testbed backends to use, most preferred first: overlay, xenlvm, unshare (env "+envBackend+"; default overlay,xenlvm,unshare)")
 	cmd.Flags().StringVar(&virtServerPath, "virt-server", "", "absolute path of autopkgtest-virt-sparegrid (default: the one beside this program, else "+installedVirtServer+" with --virt-sudo, else the one on PATH)")
 	return cmd
 }
+
+// envBackend names the environment variable that sets --backend.
+const envBackend = "SPAREGRID_BACKEND"
 
 // errVirtServer means --virt-server is not an absolute path.
 var errVirtServer = errors.New("--virt-server is not an absolute path")
@@ -98,7 +116,7 @@ func sudoCommand() []string {
 	return []string{p, "-n"}
 }
 
-func (c *cli) runAgent(ctx context.Context, dir string, once, virtSudo bool, virtServerPath string) error {
+func (c *cli) runAgent(ctx context.Context, dir string, once, virtSudo bool, virtServerPath string, backends []string) error {
 	if ctx == nil {
 		ctx = context.Background()
 	}
@@ -107,7 +125,7 @@ func (c *cli) runAgent(ctx context.Context, dir string, once, virtSudo bool, vir
 		return err
 	}
 	log := slog.New(slog.NewTextHandler(c.stderr, nil)).With("agent", st.Agent.AgentID)
-	caps, err := worker.DetectCapabilities(ctx, dir)
+	caps, err := worker.DetectCapabilities(ctx, dir, backends)
 	if err != nil {
 		return err
 	}
@@ -133,6 +151,7 @@ func (c *cli) runAgent(ctx context.Context, dir string, once, virtSudo bool, vir
 		Capabilities: caps,
 		Log:          log,
 		Once:         once,
+		Backends:     backends,
 		VirtServer:   virtServer(),
 	}
 	if virtServerPath != "" {

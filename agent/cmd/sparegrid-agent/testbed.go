@@ -1,7 +1,9 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/user"
@@ -12,6 +14,7 @@ import (
 
 	"github.com/sparegrid/sparegrid/agent/image"
 	"github.com/sparegrid/sparegrid/agent/state"
+	"github.com/sparegrid/sparegrid/agent/testbed/xenlvm"
 )
 
 func (c *cli) testbedCmd() *cobra.Command {
@@ -26,37 +29,53 @@ func (c *cli) testbedCmd() *cobra.Command {
 
 func (c *cli) testbedBuildCmd() *cobra.Command {
 	var opts image.BuildOptions
-	var backend string
+	var backend, device string
 	cmd := &cobra.Command{
-		Use:   "build --release RELEASE --state DIR [--backend overlay|unshare|xenlvm]",
-		Short: "Build the base image for a release with mmdebstrap",
+		Use:   "build --release RELEASE --state DIR [--backend overlay|unshare|xenlvm] [--device PATH] [-- XENLVM-FLAGS...]",
+		Short: "Build the base image for a release, or register a xenlvm base volume",
 		Long: `Build makes the testbed base image for a release and architecture.
 
 --backend overlay (the default where the kernel has overlayfs and the agent
 runs as root) builds a root filesystem directory for sparegrid's own virt
 server, whose revert throws away an overlay layer in milliseconds.
 --backend unshare builds a tarball for autopkgtest's stock unshare server.
-xenlvm base volumes need LVM and Xen on the host and are built by
-installer/images/sparegrid-xen-image-build (see docs/testbeds.md).
 
-When run as root it first gives root subordinate user and group ids in
+--backend xenlvm registers a base volume with the agent; it does not build
+one. The volume needs LVM and Xen on the host and is created first by
+installer/images/sparegrid-xen-image-build (see docs/testbeds.md). The
+arguments after "--" are the flags of autopkgtest-virt-sparegrid xenlvm
+(--vg, --base, --guest-config, --address, --ssh-key, --known-hosts,
+--sudo, ...); they are checked, stored in the image record and passed to
+the virt server for every test of the release. The digest is the sha256
+of the base volume's bytes, read from /dev/VG/BASE (or --device), so
+registering needs read access to that device and takes as long as reading
+the volume once. Register again after rebuilding the volume.
+
+When building an image as root it first gives root subordinate user and group ids in
 /etc/subuid and /etc/subgid, which autopkgtest's unshare backend needs.
 Progress goes to stderr; the image digest is printed alone on stdout.`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+		Args: cobra.ArbitraryArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := requireState(opts.StateDir); err != nil {
 				return err
 			}
 			if backend == "" {
 				backend = defaultBackend()
 			}
+			if backend == image.BackendXenLVM {
+				return c.registerXenLVM(cmd.Context(), opts, device, args)
+			}
+			if len(args) > 0 {
+				return fmt.Errorf("%w: %q", errBuildArgs, args[0])
+			}
+			if device != "" {
+				return errDeviceFlag
+			}
 			switch backend {
 			case image.BackendOverlay:
 				opts.Format = image.FormatDirectory
 			case image.BackendUnshare:
 				opts.Format = image.FormatTar
-			case "xenlvm":
-				return fmt.Errorf("xenlvm base volumes are built on the Xen host with installer/images/sparegrid-xen-image-build, not by the agent: see docs/testbeds.md")
 			default:
 				return fmt.Errorf("--backend %q: use overlay, unshare or xenlvm", backend)
 			}
@@ -85,10 +104,53 @@ Progress goes to stderr; the image digest is printed alone on stdout.`,
 	f.StringVar(&opts.Release, "release", "", "Debian release, such as bookworm")
 	f.StringVar(&opts.Arch, "arch", "", "Debian architecture (default: the host's)")
 	f.StringVar(&opts.Mirror, "mirror", "", "Debian mirror URL (default "+image.DefaultMirror+")")
-	f.StringVar(&backend, "backend", "", "testbed backend: overlay, unshare or xenlvm (default: overlay where supported, else unshare)")
+	f.StringVar(&backend, "backend", "", "testbed backend: overlay, unshare or xenlvm (default: overlay where supported, else unshare; xenlvm is never the default)")
+	f.StringVar(&device, "device", "", "with --backend xenlvm: the base volume's block device to hash (default /dev/VG/BASE)")
 	c.stateFlag(cmd, &opts.StateDir)
 	cmd.MarkFlagRequired("release")
 	return cmd
+}
+
+var (
+	// errBuildArgs means arguments were given to a backend that takes none.
+	errBuildArgs = errors.New("only --backend xenlvm takes arguments after --")
+	// errDeviceFlag means --device was given for a backend other than xenlvm.
+	errDeviceFlag = errors.New("--device is only for --backend xenlvm")
+	// errMirrorFlag means --mirror was given with --backend xenlvm.
+	errMirrorFlag = errors.New("--mirror does not apply to --backend xenlvm: the base volume is already built")
+	// errXenArgs means --backend xenlvm was given no backend flags.
+	errXenArgs = errors.New("--backend xenlvm needs the xenlvm backend's flags after --, such as -- --vg VG --base LV --guest-config FILE ...")
+)
+
+// registerXenLVM checks the xenlvm backend's flags, hashes the base
+// volume and records it, printing the digest.
+func (c *cli) registerXenLVM(ctx context.Context, opts image.BuildOptions, device string, args []string) error {
+	if len(args) == 0 {
+		return errXenArgs
+	}
+	if opts.Mirror != "" {
+		return errMirrorFlag
+	}
+	// FromArgs only parses and validates: it runs no host command.
+	if _, err := xenlvm.FromArgs(args); err != nil {
+		return err
+	}
+	if err := state.Init(opts.StateDir); err != nil {
+		return err
+	}
+	fmt.Fprintln(c.stderr, "hashing the base volume; this reads all of it")
+	img, err := image.Register(ctx, image.RegisterOptions{
+		StateDir: opts.StateDir,
+		Release:  opts.Release,
+		Arch:     opts.Arch,
+		Args:     args,
+		Device:   device,
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(c.stdout, img.Digest)
+	return nil
 }
 
 func (c *cli) testbedListCmd() *cobra.Command {
