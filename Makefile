@@ -11,7 +11,7 @@ export CGO_ENABLED ?= 0
 .PHONY: help deps build test e2e check fuzz demo clean fmt vet bench-testbed
 
 help: ## Show this help
-	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  make %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 deps: ## Install the Debian packages tests and the demo need (as root)
 	@installer/deps.sh
