@@ -169,18 +169,9 @@ func Build(ctx context.Context, opts BuildOptions) (Image, error) {
 	if opts.StateDir == "" {
 		return Image{}, fmt.Errorf("%w: empty state directory", ErrBuild)
 	}
-	if !dep8.ValidSuite(opts.Release) {
-		return Image{}, fmt.Errorf("%w: release %q", ErrBadName, opts.Release)
-	}
-	arch := opts.Arch
-	if arch == "" {
-		var err error
-		if arch, err = HostArch(ctx); err != nil {
-			return Image{}, err
-		}
-	}
-	if !dep8.ValidSuite(arch) {
-		return Image{}, fmt.Errorf("%w: architecture %q", ErrBadName, arch)
+	arch, err := releaseArch(ctx, opts.Release, opts.Arch)
+	if err != nil {
+		return Image{}, err
 	}
 	mirror := opts.Mirror
 	if mirror == "" {
@@ -537,4 +528,22 @@ func Verify(img Image) error {
 		return fmt.Errorf("%w: %s: got %s (%d bytes), want %s (%d bytes)", ErrDigestMismatch, img.Path, got, n, img.Digest, img.Size)
 	}
 	return nil
+}
+
+// releaseArch checks a release name and an architecture, which defaults to
+// the host's, and returns the architecture.
+func releaseArch(ctx context.Context, release, arch string) (string, error) {
+	if !dep8.ValidSuite(release) {
+		return "", fmt.Errorf("%w: release %q", ErrBadName, release)
+	}
+	if arch == "" {
+		var err error
+		if arch, err = HostArch(ctx); err != nil {
+			return "", err
+		}
+	}
+	if !dep8.ValidSuite(arch) {
+		return "", fmt.Errorf("%w: architecture %q", ErrBadName, arch)
+	}
+	return arch, nil
 }

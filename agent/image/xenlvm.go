@@ -55,18 +55,9 @@ func Register(ctx context.Context, opts RegisterOptions) (Image, error) {
 	if opts.StateDir == "" {
 		return Image{}, fmt.Errorf("%w: empty state directory", ErrRegister)
 	}
-	if !dep8.ValidSuite(opts.Release) {
-		return Image{}, fmt.Errorf("%w: release %q", ErrBadName, opts.Release)
-	}
-	arch := opts.Arch
-	if arch == "" {
-		var err error
-		if arch, err = HostArch(ctx); err != nil {
-			return Image{}, err
-		}
-	}
-	if !dep8.ValidSuite(arch) {
-		return Image{}, fmt.Errorf("%w: architecture %q", ErrBadName, arch)
+	arch, err := releaseArch(ctx, opts.Release, opts.Arch)
+	if err != nil {
+		return Image{}, err
 	}
 	if len(opts.Args) == 0 {
 		return Image{}, fmt.Errorf("%w: no backend arguments", ErrRegister)

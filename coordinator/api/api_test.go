@@ -298,3 +298,27 @@ func TestWireValues(t *testing.T) {
 		}
 	}
 }
+
+func TestResultsListsOnlyFinishedJobs(t *testing.T) {
+	f := newFixture(t)
+	for _, st := range []store.JobState{store.JobQueued, store.JobQueued} {
+		if _, err := f.db.CreateJob(t.Context(), store.Job{Package: "hello", Release: "bookworm", Arch: "amd64", State: st, MaxAttempts: 3, CreatedAt: time.Now()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if code, _, body := f.do("GET", "/api/v1/results", "", nil, nil); code != 400 {
+		t.Errorf("GET /results without package = %d %s, want 400", code, body)
+	}
+	var got struct {
+		Jobs []apiv1.Job `json:"jobs"`
+	}
+	if code, _, body := f.do("GET", "/api/v1/results?package=hello", "", nil, &got); code != 200 || len(got.Jobs) != 0 {
+		t.Errorf("GET /results?package=hello = %d %s, want no finished jobs", code, body)
+	}
+	var all struct {
+		Jobs []apiv1.Job `json:"jobs"`
+	}
+	if code, _, body := f.do("GET", "/api/v1/jobs?package=hello", "", nil, &all); code != 200 || len(all.Jobs) != 2 {
+		t.Errorf("GET /jobs?package=hello = %d %s, want both jobs", code, body)
+	}
+}

@@ -168,37 +168,40 @@ func filterFrom(r *http.Request) (store.JobFilter, error) {
 }
 
 func (a *API) listJobs(w http.ResponseWriter, r *http.Request) {
-	a.public(func(w http.ResponseWriter, r *http.Request) error {
-		f, err := filterFrom(r)
-		if err != nil {
-			return err
-		}
-		jobs, err := a.jobList(r.Context(), f)
-		if err != nil {
-			return err
-		}
-		writeJSON(w, http.StatusOK, apiv1.JobList{Jobs: jobs})
-		return nil
-	})(w, r)
+	a.public(a.jobListHandler(nil))(w, r)
 }
 
+// results lists a package's finished jobs.
 func (a *API) results(w http.ResponseWriter, r *http.Request) {
-	a.public(func(w http.ResponseWriter, r *http.Request) error {
-		f, err := filterFrom(r)
-		if err != nil {
-			return err
-		}
+	a.public(a.jobListHandler(func(f *store.JobFilter) error {
 		if f.Package == "" {
 			return badRequest("query parameter package is required")
 		}
 		f.State = store.JobDone
+		return nil
+	}))(w, r)
+}
+
+// jobListHandler answers with the jobs the query selects, after narrow (if
+// set) has adjusted or refused the filter.
+func (a *API) jobListHandler(narrow func(*store.JobFilter) error) handler {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		f, err := filterFrom(r)
+		if err != nil {
+			return err
+		}
+		if narrow != nil {
+			if err := narrow(&f); err != nil {
+				return err
+			}
+		}
 		jobs, err := a.jobList(r.Context(), f)
 		if err != nil {
 			return err
 		}
 		writeJSON(w, http.StatusOK, apiv1.JobList{Jobs: jobs})
 		return nil
-	})(w, r)
+	}
 }
 
 func (a *API) getJob(w http.ResponseWriter, r *http.Request) {
