@@ -3,9 +3,13 @@ package main
 import (
 	"errors"
 	"io"
+	"os"
+	"os/user"
 
+	kservice "github.com/kardianos/service"
 	"github.com/spf13/cobra"
 
+	agentservice "github.com/sparegrid/sparegrid/agent/service"
 	"github.com/sparegrid/sparegrid/shared/version"
 )
 
@@ -21,10 +25,26 @@ var errNoState = errors.New("no state directory: pass --state DIR or set " + env
 type cli struct {
 	stdout, stderr io.Writer
 	getenv         func(string) string
+	geteuid        func() int
+	// newService returns the system service for a configuration; tests
+	// replace it with a fake.
+	newService func(*kservice.Config) (kservice.Service, error)
+	// lookupUser reports whether a system user exists.
+	lookupUser func(name string) error
 }
 
 func newRootCmd(stdout, stderr io.Writer, getenv func(string) string) *cobra.Command {
-	c := &cli{stdout: stdout, stderr: stderr, getenv: getenv}
+	return (&cli{
+		stdout:     stdout,
+		stderr:     stderr,
+		getenv:     getenv,
+		geteuid:    os.Geteuid,
+		newService: agentservice.New,
+		lookupUser: func(name string) error { _, err := user.Lookup(name); return err },
+	}).rootCmd()
+}
+
+func (c *cli) rootCmd() *cobra.Command {
 	root := &cobra.Command{
 		Use:           binary,
 		Short:         "Run sparegrid package tests on this machine",
@@ -33,9 +53,9 @@ func newRootCmd(stdout, stderr io.Writer, getenv func(string) string) *cobra.Com
 		SilenceErrors: true,
 	}
 	root.SetVersionTemplate(version.String(binary) + "\n")
-	root.SetOut(stdout)
-	root.SetErr(stderr)
-	root.AddCommand(c.registerCmd(), c.testbedCmd(), c.runCmd())
+	root.SetOut(c.stdout)
+	root.SetErr(c.stderr)
+	root.AddCommand(c.registerCmd(), c.testbedCmd(), c.runCmd(), c.serviceCmd())
 	return root
 }
 

@@ -11,10 +11,12 @@ import (
 	"path/filepath"
 	"strconv"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/sparegrid/sparegrid/agent/link"
+	agentservice "github.com/sparegrid/sparegrid/agent/service"
 	"github.com/sparegrid/sparegrid/agent/state"
 	"github.com/sparegrid/sparegrid/agent/worker"
 	"github.com/sparegrid/sparegrid/shared/tlsutil"
@@ -23,13 +25,15 @@ import (
 func (c *cli) runCmd() *cobra.Command {
 	var dir, virtServerPath, backendFlag string
 	var once, virtSudo bool
+	var grace time.Duration
 	cmd := &cobra.Command{
 		Use:   "run --state DIR",
 		Short: "Lease and run tests until stopped",
 		Long: `Run connects to the coordinator the agent was registered with and runs
 leased tests one at a time. The first SIGINT or SIGTERM stops leasing and
-lets a running test finish and be reported; the second cancels the running
-test (it is still reported, as a temporary failure); the third exits at once.
+lets a running test finish and be reported; the second, or the end of the
+--drain-grace (default 10m; 0 for no limit), cancels the running test (it
+is still reported, as a temporary failure); the next signal exits at once.
 
 With --virt-sudo (the default when the agent is not root) the overlay virt
 server runs as root through "sudo -n", as the shipped sudoers rule allows;
@@ -63,13 +67,22 @@ the arguments they were registered with, so --virt-sudo does not apply.`,
 			if err != nil {
 				return err
 			}
-			return c.runAgent(cmd.Context(), dir, once, virtSudo, virtServerPath, backends)
+			if !cmd.Flags().Changed("drain-grace") {
+				if grace, err = drainGraceDefault(c.getenv); err != nil {
+					return err
+				}
+			}
+			if grace < 0 {
+				return fmt.Errorf("%w: %v", errDrainGrace, grace)
+			}
+			return c.runAgent(cmd.Context(), dir, once, virtSudo, virtServerPath, backends, grace)
 		},
 	}
 	c.stateFlag(cmd, &dir)
 	cmd.Flags().BoolVar(&once, "once", false, "exit after one job")
 	cmd.Flags().BoolVar(&virtSudo, "virt-sudo", false, "run the overlay virt server through \"sudo -n\" (env "+envVirtSudo+"; default: on unless the agent runs as root)")
 	cmd.Flags().StringVar(&backendFlag, "backend", "", "testbed backends to use, most preferred first: overlay, xenlvm, unshare (env "+envBackend+"; default overlay,xenlvm,unshare)")
+	cmd.Flags().DurationVar(&grace, "drain-grace", agentservice.DefaultDrainGrace, "after the first signal, how long a running test may take before it is cancelled; 0 for no limit (env "+envDrainGrace+")")
 	cmd.Flags().StringVar(&virtServerPath, "virt-server", "", "absolute path of autopkgtest-virt-sparegrid (default: the one beside this program, else "+installedVirtServer+" with --virt-sudo, else the one on PATH)")
 	return cmd
 }
@@ -79,6 +92,26 @@ const envBackend = "SPAREGRID_BACKEND"
 
 // errVirtServer means --virt-server is not an absolute path.
 var errVirtServer = errors.New("--virt-server is not an absolute path")
+
+// envDrainGrace names the environment variable that sets --drain-grace.
+const envDrainGrace = "SPAREGRID_DRAIN_GRACE"
+
+// errDrainGrace means the drain grace is not a duration of zero or more.
+var errDrainGrace = errors.New("drain grace is not a duration of 0 or more")
+
+// drainGraceDefault is --drain-grace when the flag is not given: the value
+// of SPAREGRID_DRAIN_GRACE, otherwise agentservice.DefaultDrainGrace.
+func drainGraceDefault(getenv func(string) string) (time.Duration, error) {
+	s := getenv(envDrainGrace)
+	if s == "" {
+		return agentservice.DefaultDrainGrace, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d < 0 {
+		return 0, fmt.Errorf("%w: %s=%q", errDrainGrace, envDrainGrace, s)
+	}
+	return d, nil
+}
 
 // envVirtSudo names the environment variable that sets --virt-sudo.
 const envVirtSudo = "SPAREGRID_VIRT_SUDO"
@@ -116,7 +149,7 @@ func sudoCommand() []string {
 	return []string{p, "-n"}
 }
 
-func (c *cli) runAgent(ctx context.Context, dir string, once, virtSudo bool, virtServerPath string, backends []string) error {
+func (c *cli) runAgent(ctx context.Context, dir string, once, virtSudo bool, virtServerPath string, backends []string, grace time.Duration) error {
 	if ctx == nil {
 		ctx = context.Background()
 	}
@@ -163,39 +196,28 @@ func (c *cli) runAgent(ctx context.Context, dir string, once, virtSudo bool, vir
 			w.VirtServer = installedVirtServer
 		}
 	}
-	stop := c.handleSignals(log, w, cancel)
+	stop := c.handleSignals(log, w, cancel, grace)
 	defer stop()
 	log.Info("starting", "coordinator", st.Agent.Coordinator, "arch", caps.Arch, "releases", caps.Releases,
 		"autopkgtest", caps.AutopkgtestVersion, "backend", caps.Backend, "uid", os.Geteuid(), "virt_sudo", w.Sudo)
 	return w.Run(ctx)
 }
 
-// handleSignals stops the agent in stages: the first signal drains, the
-// second cancels the running job, the third exits at once.
-func (c *cli) handleSignals(log *slog.Logger, w *worker.Worker, cancel context.CancelFunc) (stop func()) {
+// handleSignals stops the agent in stages (see stopStages) on SIGINT and
+// SIGTERM.
+func (c *cli) handleSignals(log *slog.Logger, w *worker.Worker, cancel context.CancelFunc, grace time.Duration) (stop func()) {
 	sigs := make(chan os.Signal, 3)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
 	done := make(chan struct{})
-	go func() {
-		for n := 1; ; n++ {
-			select {
-			case <-done:
-				return
-			case sig := <-sigs:
-				switch n {
-				case 1:
-					log.Info("stopping: no new jobs; a running job finishes first (signal again to cancel it)", "signal", sig.String())
-					w.Drain()
-				case 2:
-					log.Warn("cancelling the running job (signal again to exit at once)", "signal", sig.String())
-					cancel()
-				default:
-					log.Error("exiting at once", "signal", sig.String())
-					os.Exit(130)
-				}
-			}
-		}
-	}()
+	stages := stopStages{
+		grace:  grace,
+		after:  time.After,
+		drain:  w.Drain,
+		cancel: cancel,
+		exit:   func() { os.Exit(130) },
+		log:    log,
+	}
+	go stages.run(sigs, done)
 	return func() {
 		signal.Stop(sigs)
 		close(done)
