@@ -50,18 +50,22 @@ func ServerName(coordinator string) (string, error) {
 	return host, nil
 }
 
-// Dial opens a session to the coordinator and says hello. A refusal of our
-// protocol version comes back as the coordinator's *protocol.Error (match it
-// with errors.Is(err, protocol.ErrVersion)), whose message says which
-// versions differ.
+// Dial opens a session to the coordinator and says hello, with the default
+// DialOptions. A refusal of our protocol version comes back as the
+// coordinator's *protocol.Error (match it with errors.Is(err,
+// protocol.ErrVersion)), whose message says which versions differ.
 func Dial(ctx context.Context, coordinator string, tlsConf *tls.Config) (*Conn, error) {
-	if _, err := ServerName(coordinator); err != nil {
-		return nil, err
-	}
-	sess, err := transport.DialQUIC(ctx, coordinator, tlsConf, transport.Config{})
-	if err != nil {
-		return nil, fmt.Errorf("link: connect to %s: %w", coordinator, err)
-	}
+	return DialWith(ctx, coordinator, tlsConf, DialOptions{})
+}
+
+// DialWith is Dial with options. It remembers nothing between calls; a
+// Dialer remembers a fallback to TCP.
+func DialWith(ctx context.Context, coordinator string, tlsConf *tls.Config, opts DialOptions) (*Conn, error) {
+	return NewDialer(opts).Dial(ctx, coordinator, tlsConf)
+}
+
+// hello says hello on sess and returns the Conn; it closes sess on failure.
+func hello(ctx context.Context, sess transport.Session, coordinator string) (*Conn, error) {
 	c := &Conn{Client: protocol.NewClient(sess), sess: sess}
 	reply, err := c.Client.Hello(ctx, protocol.Hello{
 		ProtocolVersion: version.Protocol,

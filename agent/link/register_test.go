@@ -43,6 +43,13 @@ func (h *handler) Register(ctx context.Context, req protocol.RegisterRequest) (p
 	return protocol.RegisterReply{AgentID: 7, ClaimCode: "ABCD-EFGH", State: "pending"}, nil
 }
 
+// seen returns the registrations received so far.
+func (h *handler) seen() []protocol.RegisterRequest {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]protocol.RegisterRequest(nil), h.registers...)
+}
+
 type grid struct {
 	addr        string
 	caPEM       []byte
@@ -126,7 +133,7 @@ func TestRegister(t *testing.T) {
 	if !bytes.Equal(st.CAPEM, g.caPEM) {
 		t.Errorf("saved CA differs from the grid's")
 	}
-	if got := g.h.registers[0].PublicKey; !bytes.Equal(got, st.Key.Public().(ed25519.PublicKey)) {
+	if got := g.h.seen()[0].PublicKey; !bytes.Equal(got, st.Key.Public().(ed25519.PublicKey)) {
 		t.Errorf("registered public key differs from the saved key")
 	}
 
@@ -144,7 +151,7 @@ func TestRegister(t *testing.T) {
 	if _, err := Register(t.Context(), opts); !errors.Is(err, state.ErrRegistered) {
 		t.Errorf("second Register = %v, want %v", err, state.ErrRegistered)
 	}
-	if n := len(g.h.registers); n != 1 {
+	if n := len(g.h.seen()); n != 1 {
 		t.Errorf("coordinator saw %d registrations, want 1", n)
 	}
 }
@@ -160,7 +167,7 @@ func TestRegisterWrongFingerprint(t *testing.T) {
 	if !errors.Is(err, tlsutil.ErrFingerprintMismatch) {
 		t.Fatalf("Register(wrong fingerprint) = %v, want %v", err, tlsutil.ErrFingerprintMismatch)
 	}
-	if n := len(g.h.registers); n != 0 {
+	if n := len(g.h.seen()); n != 0 {
 		t.Errorf("coordinator saw %d registrations, want none", n)
 	}
 	for _, name := range []string{state.AgentFile, state.CAFile} {

@@ -20,6 +20,7 @@ import (
 	"path"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/sparegrid/sparegrid/coordinator/auth"
@@ -86,18 +87,44 @@ func New(cfg Config) *Gateway {
 	return &Gateway{cfg: cfg}
 }
 
-// Serve accepts sessions from l until ctx is done, and requeues expired
-// leases every few seconds.
-func (g *Gateway) Serve(ctx context.Context, l transport.Listener) error {
+// Serve accepts sessions from every listener until ctx is done, and
+// requeues expired leases every few seconds. It returns nil when ctx ends,
+// or the first accept error of any listener once all have stopped.
+func (g *Gateway) Serve(ctx context.Context, listeners ...transport.Listener) error {
 	srv := &protocol.Server{Handler: g, MaxBlob: g.cfg.MaxBlob, Log: g.cfg.Log}
-	go g.reapLeases(ctx)
-	for {
-		sess, err := l.Accept(ctx)
+	actx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	wg.Go(func() { g.reapLeases(actx) })
+	errc := make(chan error, len(listeners))
+	for _, l := range listeners {
+		wg.Go(func() {
+			err := g.accept(ctx, actx, srv, l)
+			if err != nil {
+				cancel()
+			}
+			errc <- err
+		})
+	}
+	wg.Wait()
+	close(errc)
+	for err := range errc {
 		if err != nil {
-			if ctx.Err() != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// accept hands l's sessions to srv until actx ends; sessions live on ctx.
+func (g *Gateway) accept(ctx, actx context.Context, srv *protocol.Server, l transport.Listener) error {
+	for {
+		sess, err := l.Accept(actx)
+		if err != nil {
+			if actx.Err() != nil {
 				return nil
 			}
-			return fmt.Errorf("gateway: accept: %w", err)
+			return fmt.Errorf("gateway: accept on %s: %w", l.Addr(), err)
 		}
 		g.cfg.Log.Debug("agent session", "remote", sess.RemoteAddr(), "transport", sess.Transport())
 		go srv.ServeSession(ctx, sess)

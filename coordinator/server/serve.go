@@ -2,13 +2,16 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/sparegrid/sparegrid/coordinator/api"
@@ -24,7 +27,9 @@ import (
 // Options configure a running coordinator.
 type Options struct {
 	DataDir string
-	// AgentsAddr is the UDP address of the QUIC agent gateway.
+	// AgentsAddr is the address of the agent gateway: QUIC on UDP and
+	// TLS + yamux on TCP, on the same port number. With port 0, TCP takes
+	// the port QUIC got.
 	AgentsAddr string
 	// HTTPAddr is the TCP address of the API and web page.
 	HTTPAddr string
@@ -35,8 +40,8 @@ type Options struct {
 	// TokenTTL is the lifetime of an agent token.
 	TokenTTL time.Duration
 	Log      *slog.Logger
-	// Ready, when set, receives the bound addresses once both listeners
-	// are up.
+	// Ready, when set, receives the bound addresses once the listeners
+	// are up; agents is the QUIC address, whose port TCP shares.
 	Ready func(agents, http net.Addr)
 }
 
@@ -98,11 +103,12 @@ func Run(ctx context.Context, o Options) error {
 		Demo:       o.Demo,
 		Log:        o.Log.With("component", "gateway"),
 	})
-	ql, err := transport.ListenQUIC(o.AgentsAddr, tlsConf, transport.Config{})
+	ql, tl, err := listenAgents(o.AgentsAddr, tlsConf)
 	if err != nil {
-		return fmt.Errorf("server: agent gateway on %s: %w", o.AgentsAddr, err)
+		return err
 	}
 	defer ql.Close()
+	defer tl.Close()
 
 	hl, err := net.Listen("tcp", o.HTTPAddr)
 	if err != nil {
@@ -117,7 +123,7 @@ func Run(ctx context.Context, o Options) error {
 	if o.Demo {
 		o.Log.Warn("demo mode: new agents are approved automatically; never expose this coordinator")
 	}
-	o.Log.Info("coordinator serving", "agents", ql.Addr().String()+"/udp", "http", "http://"+hl.Addr().String()+"/", "data", o.DataDir)
+	o.Log.Info("coordinator serving", "agents", []string{ql.Addr().String() + "/udp", tl.Addr().String() + "/tcp"}, "http", "http://"+hl.Addr().String()+"/", "data", o.DataDir)
 	if o.Ready != nil {
 		o.Ready(ql.Addr(), hl.Addr())
 	}
@@ -125,7 +131,7 @@ func Run(ctx context.Context, o Options) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	errc := make(chan error, 2)
-	go func() { errc <- gw.Serve(ctx, ql) }()
+	go func() { errc <- gw.Serve(ctx, ql, tl) }()
 	go func() {
 		if err := hs.Serve(hl); !errors.Is(err, http.ErrServerClosed) {
 			errc <- err
@@ -142,6 +148,54 @@ func Run(ctx context.Context, o Options) error {
 	defer done()
 	hs.Shutdown(shutCtx)
 	ql.Close()
+	tl.Close()
 	o.Log.Info("coordinator stopped")
 	return err
+}
+
+// listenAgents listens for agents on QUIC at addr and on TCP at the same
+// port number. With port 0, when the TCP port matching QUIC's is taken, it
+// tries again with a new one.
+func listenAgents(addr string, tlsConf *tls.Config) (transport.Listener, transport.Listener, error) {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, nil, fmt.Errorf("server: agent gateway address %q: %w", addr, err)
+	}
+	attempts := 1
+	if port == "0" {
+		attempts = 20
+	}
+	for i := 1; ; i++ {
+		ql, err := transport.ListenQUIC(addr, tlsConf, transport.Config{})
+		if err != nil {
+			return nil, nil, fmt.Errorf("server: agent gateway on %s: %w", addr, err)
+		}
+		tcpAddr, err := sharedPort(addr, ql.Addr())
+		if err != nil {
+			ql.Close()
+			return nil, nil, err
+		}
+		tl, err := transport.ListenTCP(tcpAddr, tlsConf, transport.Config{})
+		if err == nil {
+			return ql, tl, nil
+		}
+		ql.Close()
+		if i >= attempts {
+			return nil, nil, fmt.Errorf("server: agent gateway on tcp %s: %w", tcpAddr, err)
+		}
+	}
+}
+
+// sharedPort is the TCP address for the agent gateway: addr's host with the
+// port QUIC is bound to.
+func sharedPort(addr string, quicAddr net.Addr) (string, error) {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", fmt.Errorf("server: agent gateway address %q: %w", addr, err)
+	}
+	ap, err := netip.ParseAddrPort(quicAddr.String())
+	if err != nil {
+		return "", fmt.Errorf("server: agent gateway bound to %q: %w", quicAddr, err)
+	}
+	return net.JoinHostPort(host, strconv.Itoa(int(ap.Port()))), nil
 }

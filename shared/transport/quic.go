@@ -173,3 +173,8 @@ func (s *quicStream) Close() error {
 }
 
 func (s *quicStream) SetDeadline(t time.Time) error { return s.st.SetDeadline(t) }
+
+// Context implements Abandoner: it is done once the stream's sending side
+// is closed, by us or by the peer asking us to stop sending (the peer
+// closed or reset the stream).
+func (s *quicStream) Context() context.Context { return s.st.Context() }

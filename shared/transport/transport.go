@@ -1,6 +1,6 @@
 // Package transport owns the sessions that carry the agent protocol: QUIC
-// (quic-go, ALPN sparegrid/1) today, TLS 1.3 + yamux over TCP as a fallback
-// later, both behind the same small Session and Stream interfaces so that no
+// (quic-go, ALPN sparegrid/1), and TLS 1.3 + yamux over TCP as a fallback
+// where UDP is blocked, both behind the same small Session and Stream interfaces so that no
 // other package knows which one it is using.
 //
 // It must not know about protocol messages: it moves bytes on streams.
@@ -29,6 +29,15 @@ type Stream interface {
 	// writing sees its stream reset.
 	Close() error
 	SetDeadline(t time.Time) error
+}
+
+// Abandoner is implemented by streams that can tell when the peer has
+// given up on them: Context is done once the peer closed or reset the
+// stream (and once we closed our sending side). A server uses it to stop
+// work nobody waits for any more. yamux streams cannot tell; the session's
+// end covers them.
+type Abandoner interface {
+	Context() context.Context
 }
 
 // Session is one authenticated-by-TLS connection between an agent and the
