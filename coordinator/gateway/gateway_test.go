@@ -64,6 +64,7 @@ type env struct {
 	addr   string
 	fp     string
 	admin  store.Account
+	gw     *Gateway
 }
 
 func newEnv(t *testing.T, maxBlob int64) *env {
@@ -129,7 +130,7 @@ func newEnv(t *testing.T, maxBlob int64) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &env{t: t, db: db, clock: clk, jwtKey: jwtKey, addr: l.Addr().String(), fp: fp, admin: admin}
+	return &env{t: t, db: db, clock: clk, jwtKey: jwtKey, addr: l.Addr().String(), fp: fp, admin: admin, gw: gw}
 }
 
 // dial returns a client whose session said hello.
@@ -584,5 +585,30 @@ func TestTmpfailRequeues(t *testing.T) {
 	}
 	if j2 := e.lease(c, tok); j2.Attempt != 2 {
 		t.Errorf("next lease attempt = %d, want 2", j2.Attempt)
+	}
+}
+
+// TestAbandonedLeaseTakesNoJob checks that a Lease call its agent gave up
+// on (a draining agent cancels its long poll) stops waiting at once, so a
+// job submitted afterwards goes to an agent that is still asking.
+func TestAbandonedLeaseTakesNoJob(t *testing.T) {
+	e := newEnv(t, 0)
+	c := e.dial()
+	_, tokA := e.approvedAgent(c, "alice")
+	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+	_, err := c.Lease(ctx, tokA, protocol.LeaseRequest{Capabilities: caps, Wait: 20 * time.Second})
+	cancel()
+	if err == nil {
+		t.Fatalf("Lease on an empty queue returned before its caller gave up")
+	}
+	j := e.submit("hello")
+	e.gw.cfg.Jobs.Notify()
+
+	c2 := e.dial()
+	_, tokB := e.approvedAgent(c2, "bob")
+	r, err := c2.Lease(t.Context(), tokB, protocol.LeaseRequest{Capabilities: caps, Wait: 5 * time.Second})
+	if err != nil || r.Job == nil || r.Job.ID != j.ID || r.Job.Attempt != 1 {
+		got, _ := e.db.Job(t.Context(), j.ID)
+		t.Fatalf("Lease by a waiting agent = %+v, %v; want job %d attempt 1 (job is %s, attempt %d, agent %v)", r.Job, err, j.ID, got.State, got.Attempt, got.AgentID)
 	}
 }

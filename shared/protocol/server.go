@@ -60,6 +60,17 @@ type Server struct {
 // call until a Hello has succeeded on the session.
 func (s *Server) ServeSession(ctx context.Context, sess transport.Session) {
 	ctx = context.WithValue(ctx, sessionKey{}, SessionInfo{Transport: sess.Transport(), RemoteAddr: sess.RemoteAddr()})
+	// Calls in progress end with the session: a long-polling Lease must
+	// not hand a job to an agent that is gone.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-sess.Done():
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
 	var helloDone atomic.Bool
 	for {
 		st, err := sess.AcceptStream(ctx)
@@ -86,6 +97,13 @@ func (s *Server) serveStream(ctx context.Context, st transport.Stream, helloDone
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	st.SetDeadline(time.Now().Add(timeout))
+	// A call whose caller gave up (it reset or closed the stream) is
+	// cancelled, so that, for one, a Lease cut short by a draining agent
+	// does not lease a job to nobody.
+	if a, ok := st.(transport.Abandoner); ok {
+		stop := context.AfterFunc(a.Context(), cancel)
+		defer stop()
+	}
 
 	var req RawRequest
 	if err := ReadFrame(st, &req); err != nil {
