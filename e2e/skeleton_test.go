@@ -197,7 +197,19 @@ func TestWalkingSkeleton(t *testing.T) {
 		t.Errorf("GET / = %d, %v; want a page listing both jobs", code, err)
 	}
 
+	// The same job over TCP: the agent is told to skip QUIC, and the
+	// result records which transport delivered it.
 	agent.Stop(time.Minute)
+	tcpAgent := harness.Start(t, nil, "sparegrid-agent", "run", "--state", state, "--transport", "tcp")
+	tcpID := c.MustCLI(t, bobTok, "submit", "--source", fixture, "--release", "bookworm")
+	tj := c.WaitJob(t, tcpID, 10*time.Minute)
+	if diff := cmp.Diff(wantFixture, results(tj)); diff != "" || tj.Transport != "tcp" {
+		t.Errorf("fixture job over tcp: transport %q, tests (-want +got):\n%s", tj.Transport, diff)
+	}
+	if r := c.CLI(t, "", "verify", tcpID); r.Code != 0 {
+		t.Errorf("verify %s = exit %d: %s", tcpID, r.Code, r.Stderr)
+	}
+	tcpAgent.Stop(time.Minute)
 }
 
 // buildDSC turns the fixture tree into a .dsc and its tarball with

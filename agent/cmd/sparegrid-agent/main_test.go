@@ -54,6 +54,8 @@ func TestErrors(t *testing.T) {
 		{"run without images", nil, []string{"run", "--state", registered}, "run sparegrid-agent testbed build --release bookworm first"},
 		{"run with an unknown backend", nil, []string{"run", "--state", registered, "--backend", "qemu"}, `worker: unknown testbed backend: "qemu"`},
 		{"run with an unknown backend from env", map[string]string{envBackend: "overlay,lxc"}, []string{"run", "--state", registered}, `worker: unknown testbed backend: "lxc"`},
+		{"run with an unknown transport", nil, []string{"run", "--state", registered, "--transport", "sctp"}, `--transport "sctp": use auto, quic or tcp`},
+		{"run with an unknown transport from env", map[string]string{envTransport: "udp"}, []string{"run", "--state", registered}, `--transport "udp": use auto, quic or tcp`},
 		{"register without owner", nil, []string{"register", "--coordinator", "h:1", "--ca-sha256", "ab", "--state", "x"}, `required flag(s) "owner" not set`},
 		{"build without release", nil, []string{"testbed", "build", "--state", "x"}, `required flag(s) "release" not set`},
 	}

@@ -23,9 +23,8 @@ import (
 )
 
 func (c *cli) runCmd() *cobra.Command {
-	var dir, virtServerPath, backendFlag string
-	var once, virtSudo bool
-	var grace time.Duration
+	var dir, backendFlag string
+	var o runOptions
 	cmd := &cobra.Command{
 		Use:   "run --state DIR",
 		Short: "Lease and run tests until stopped",
@@ -53,37 +52,48 @@ the arguments they were registered with, so --virt-sudo does not apply.`,
 			}
 			if !cmd.Flags().Changed("virt-sudo") {
 				var err error
-				if virtSudo, err = virtSudoDefault(c.getenv, os.Geteuid()); err != nil {
+				if o.virtSudo, err = virtSudoDefault(c.getenv, os.Geteuid()); err != nil {
 					return err
 				}
 			}
-			if virtServerPath != "" && !filepath.IsAbs(virtServerPath) {
-				return fmt.Errorf("%w: %q", errVirtServer, virtServerPath)
+			if o.virtServer != "" && !filepath.IsAbs(o.virtServer) {
+				return fmt.Errorf("%w: %q", errVirtServer, o.virtServer)
+			}
+			if !cmd.Flags().Changed("transport") {
+				if v := c.getenv(envTransport); v != "" {
+					o.transport = v
+				}
+			}
+			switch o.transport {
+			case link.TransportAuto, link.TransportQUIC, link.TransportTCP:
+			default:
+				return fmt.Errorf("%w: --transport %q: use auto, quic or tcp", link.ErrBadTransport, o.transport)
 			}
 			if !cmd.Flags().Changed("backend") {
 				backendFlag = c.getenv(envBackend)
 			}
-			backends, err := worker.ParseBackends(backendFlag)
-			if err != nil {
+			var err error
+			if o.backends, err = worker.ParseBackends(backendFlag); err != nil {
 				return err
 			}
 			if !cmd.Flags().Changed("drain-grace") {
-				if grace, err = drainGraceDefault(c.getenv); err != nil {
+				if o.grace, err = drainGraceDefault(c.getenv); err != nil {
 					return err
 				}
 			}
-			if grace < 0 {
-				return fmt.Errorf("%w: %v", errDrainGrace, grace)
+			if o.grace < 0 {
+				return fmt.Errorf("%w: %v", errDrainGrace, o.grace)
 			}
-			return c.runAgent(cmd.Context(), dir, once, virtSudo, virtServerPath, backends, grace)
+			return c.runAgent(cmd.Context(), dir, o)
 		},
 	}
 	c.stateFlag(cmd, &dir)
-	cmd.Flags().BoolVar(&once, "once", false, "exit after one job")
-	cmd.Flags().BoolVar(&virtSudo, "virt-sudo", false, "run the overlay virt server through \"sudo -n\" (env "+envVirtSudo+"; default: on unless the agent runs as root)")
+	cmd.Flags().BoolVar(&o.once, "once", false, "exit after one job")
+	cmd.Flags().StringVar(&o.transport, "transport", link.TransportAuto, "how to reach the coordinator: auto (QUIC, falling back to TCP when UDP looks blocked), quic or tcp (env "+envTransport+")")
+	cmd.Flags().BoolVar(&o.virtSudo, "virt-sudo", false, "run the overlay virt server through \"sudo -n\" (env "+envVirtSudo+"; default: on unless the agent runs as root)")
 	cmd.Flags().StringVar(&backendFlag, "backend", "", "testbed backends to use, most preferred first: overlay, xenlvm, unshare (env "+envBackend+"; default overlay,xenlvm,unshare)")
-	cmd.Flags().DurationVar(&grace, "drain-grace", agentservice.DefaultDrainGrace, "after the first signal, how long a running test may take before it is cancelled; 0 for no limit (env "+envDrainGrace+")")
-	cmd.Flags().StringVar(&virtServerPath, "virt-server", "", "absolute path of autopkgtest-virt-sparegrid (default: the one beside this program, else "+installedVirtServer+" with --virt-sudo, else the one on PATH)")
+	cmd.Flags().DurationVar(&o.grace, "drain-grace", agentservice.DefaultDrainGrace, "after the first signal, how long a running test may take before it is cancelled; 0 for no limit (env "+envDrainGrace+")")
+	cmd.Flags().StringVar(&o.virtServer, "virt-server", "", "absolute path of autopkgtest-virt-sparegrid (default: the one beside this program, else "+installedVirtServer+" with --virt-sudo, else the one on PATH)")
 	return cmd
 }
 
@@ -149,7 +159,19 @@ func sudoCommand() []string {
 	return []string{p, "-n"}
 }
 
-func (c *cli) runAgent(ctx context.Context, dir string, once, virtSudo bool, virtServerPath string, backends []string, grace time.Duration) error {
+// runOptions are run's settings after flags and environment.
+type runOptions struct {
+	once, virtSudo bool
+	virtServer     string
+	backends       []string
+	grace          time.Duration
+	transport      string
+}
+
+// envTransport sets --transport.
+const envTransport = "SPAREGRID_TRANSPORT"
+
+func (c *cli) runAgent(ctx context.Context, dir string, o runOptions) error {
 	if ctx == nil {
 		ctx = context.Background()
 	}
@@ -158,7 +180,7 @@ func (c *cli) runAgent(ctx context.Context, dir string, once, virtSudo bool, vir
 		return err
 	}
 	log := slog.New(slog.NewTextHandler(c.stderr, nil)).With("agent", st.Agent.AgentID)
-	caps, err := worker.DetectCapabilities(ctx, dir, backends)
+	caps, err := worker.DetectCapabilities(ctx, dir, o.backends)
 	if err != nil {
 		return err
 	}
@@ -171,11 +193,14 @@ func (c *cli) runAgent(ctx context.Context, dir string, once, virtSudo bool, vir
 		return fmt.Errorf("pinned CA in %s: %w", dir, err)
 	}
 
+	// One dialer for the agent's life, so a fallback to TCP is remembered
+	// across reconnections and QUIC is probed again later.
+	dialer := link.NewDialer(link.DialOptions{Transport: o.transport, Log: log})
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	w := &worker.Worker{
 		Dial: func(ctx context.Context) (worker.Conn, error) {
-			return link.Dial(ctx, st.Agent.Coordinator, tlsConf)
+			return dialer.Dial(ctx, st.Agent.Coordinator, tlsConf)
 		},
 		Tokens:       link.NewTokens(st.Agent.AgentID, st.Key, nil),
 		StateDir:     dir,
@@ -183,23 +208,23 @@ func (c *cli) runAgent(ctx context.Context, dir string, once, virtSudo bool, vir
 		AgentID:      st.Agent.AgentID,
 		Capabilities: caps,
 		Log:          log,
-		Once:         once,
-		Backends:     backends,
+		Once:         o.once,
+		Backends:     o.backends,
 		VirtServer:   virtServer(),
 	}
-	if virtServerPath != "" {
-		w.VirtServer = virtServerPath
+	if o.virtServer != "" {
+		w.VirtServer = o.virtServer
 	}
-	if virtSudo {
+	if o.virtSudo {
 		w.Sudo = sudoCommand()
 		if w.VirtServer == "" {
 			w.VirtServer = installedVirtServer
 		}
 	}
-	stop := c.handleSignals(log, w, cancel, grace)
+	stop := c.handleSignals(log, w, cancel, o.grace)
 	defer stop()
 	log.Info("starting", "coordinator", st.Agent.Coordinator, "arch", caps.Arch, "releases", caps.Releases,
-		"autopkgtest", caps.AutopkgtestVersion, "backend", caps.Backend, "uid", os.Geteuid(), "virt_sudo", w.Sudo)
+		"autopkgtest", caps.AutopkgtestVersion, "backend", caps.Backend, "transport", o.transport, "uid", os.Geteuid(), "virt_sudo", w.Sudo)
 	return w.Run(ctx)
 }
 
