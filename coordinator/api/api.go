@@ -84,6 +84,7 @@ func (a *API) routes() {
 	m.HandleFunc("POST /api/v1/jobs", a.submitter(a.submitJob))
 	m.HandleFunc("GET /api/v1/jobs", a.listJobs)
 	m.HandleFunc("GET /api/v1/jobs/{id}", a.getJob)
+	m.HandleFunc("POST /api/v1/jobs/{id}/cancel", a.submitter(a.cancelJob))
 	m.HandleFunc("GET /api/v1/jobs/{id}/log", a.jobLog)
 	m.HandleFunc("GET /api/v1/jobs/{id}/envelope", a.jobEnvelope)
 	m.HandleFunc("GET /api/v1/blobs/{sha}", a.getBlob)

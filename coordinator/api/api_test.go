@@ -322,3 +322,44 @@ func TestResultsListsOnlyFinishedJobs(t *testing.T) {
 		t.Errorf("GET /jobs?package=hello = %d %s, want both jobs", code, body)
 	}
 }
+
+func TestCancelJob(t *testing.T) {
+	f := newFixture(t)
+	maint := f.account("maint", "maintainer")
+	other := f.account("other", "maintainer")
+	vol := f.account("vol", "volunteer")
+	var j apiv1.Job
+	if code, _, body := f.do("POST", "/api/v1/jobs", maint, jsonBody(map[string]any{"package": "hello", "release": "bookworm"}), &j); code != 201 {
+		t.Fatalf("submit = %d %s", code, body)
+	}
+	path := "/api/v1/jobs/" + itoa(j.ID) + "/cancel"
+	steps := []struct {
+		name     string
+		token    string
+		wantCode int
+	}{
+		{"no token", "", 401},
+		{"volunteer", vol, 403},
+		{"another maintainer", other, 403},
+		{"submitter", maint, 200},
+		{"already cancelled", maint, 409},
+	}
+	for _, s := range steps {
+		var got apiv1.Job
+		code, _, body := f.do("POST", path, s.token, nil, &got)
+		if code != s.wantCode {
+			t.Fatalf("%s: POST %s = %d %s, want %d", s.name, path, code, body, s.wantCode)
+		}
+		if code == 200 && (got.State != "cancelled" || got.Verdict != "cancelled") {
+			t.Errorf("%s: job after cancel = %s/%s, want cancelled/cancelled", s.name, got.State, got.Verdict)
+		}
+	}
+	var j2 apiv1.Job
+	f.do("POST", "/api/v1/jobs", maint, jsonBody(map[string]any{"package": "hello", "release": "bookworm"}), &j2)
+	if code, _, body := f.do("POST", "/api/v1/jobs/"+itoa(j2.ID)+"/cancel", f.admin, nil, nil); code != 200 {
+		t.Errorf("admin cancelling another's job = %d %s, want 200", code, body)
+	}
+	if code, _, _ := f.do("POST", "/api/v1/jobs/999/cancel", f.admin, nil, nil); code != 404 {
+		t.Errorf("cancel of an unknown job = %d, want 404", code)
+	}
+}

@@ -309,3 +309,32 @@ func (a *API) index(w http.ResponseWriter, r *http.Request) {
 		return indexTmpl.Execute(w, jobs)
 	})(w, r)
 }
+
+// cancelJob cancels a queued or running job. The agent running it learns
+// at its next heartbeat, which the coordinator then refuses, and tears its
+// testbed down; a maintainer may cancel only jobs they submitted.
+func (a *API) cancelJob(w http.ResponseWriter, r *http.Request) error {
+	id, err := pathID(r)
+	if err != nil {
+		return err
+	}
+	j, err := a.cfg.Store.Job(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	who := caller(r)
+	if who.Role != store.RoleAdmin && j.SubmittedBy != who.Name {
+		return errf(http.StatusForbidden, "forbidden", "job %d was submitted by ~%s; only they or an admin may cancel it", id, j.SubmittedBy)
+	}
+	j, err = a.cfg.Store.CancelJob(r.Context(), id, a.cfg.Now())
+	if err != nil {
+		return err
+	}
+	a.cfg.Log.Info("job cancelled", "job", id, "by", who.Name)
+	v, err := a.jobView(r.Context(), j)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, v)
+	return nil
+}

@@ -180,6 +180,13 @@ func (c *Client) Job(ctx context.Context, id int64) (Job, error) {
 	return j, err
 }
 
+// CancelJob cancels a queued or running job.
+func (c *Client) CancelJob(ctx context.Context, id int64) (Job, error) {
+	var j Job
+	err := c.doJSON(ctx, http.MethodPost, "/jobs/"+strconv.FormatInt(id, 10)+"/cancel", nil, nil, &j)
+	return j, err
+}
+
 // Log copies the autopkgtest log of a job's latest result to w.
 func (c *Client) Log(ctx context.Context, id int64, w io.Writer) error {
 	_, err := c.download(ctx, "/jobs/"+strconv.FormatInt(id, 10)+"/log", w)

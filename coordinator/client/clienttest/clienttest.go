@@ -244,6 +244,7 @@ func (s *Server) handler() http.Handler {
 		return s.listJobs(r.URL.Query().Get("package"), client.StateDone, "")
 	})
 	route("GET /api/v1/jobs/{id}", s.getJob)
+	route("POST /api/v1/jobs/{id}/cancel", s.cancelJob)
 	route("GET /api/v1/jobs/{id}/log", func(w http.ResponseWriter, r *http.Request) (any, int, *apiError) {
 		id, aerr := pathID(r)
 		if aerr != nil {
@@ -509,5 +510,28 @@ func (s *Server) getJob(w http.ResponseWriter, r *http.Request) (any, int, *apiE
 		j = normalize(j)
 		s.jobs[id] = j
 	}
+	return j, http.StatusOK, nil
+}
+
+// cancelJob cancels a queued or running job, as the real coordinator does.
+func (s *Server) cancelJob(w http.ResponseWriter, r *http.Request) (any, int, *apiError) {
+	if _, aerr := s.auth(r, ""); aerr != nil {
+		return nil, 0, aerr
+	}
+	id, aerr := pathID(r)
+	if aerr != nil {
+		return nil, 0, aerr
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	j, ok := s.jobs[id]
+	if !ok {
+		return nil, 0, errorf(http.StatusNotFound, "not_found", "no job %d", id)
+	}
+	if j.State != client.StateQueued && j.State != client.StateRunning {
+		return nil, 0, errorf(http.StatusConflict, "conflict", "job %d is %s", id, j.State)
+	}
+	j.State, j.Verdict = client.StateCancelled, "cancelled"
+	s.jobs[id] = j
 	return j, http.StatusOK, nil
 }

@@ -189,3 +189,30 @@ func (a *app) logCommand() *cobra.Command {
 		},
 	}
 }
+
+func (a *app) cancelCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "cancel JOB",
+		Short: "Cancel a queued or running job",
+		Long: `Cancel a queued or running job. An agent running it learns at its next
+heartbeat and tears its testbed down; nothing it reports afterwards is
+kept. Maintainers may cancel the jobs they submitted, admins any job.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := parseID("job", args[0])
+			if err != nil {
+				return err
+			}
+			c, err := a.client(true)
+			if err != nil {
+				return err
+			}
+			j, err := c.CancelJob(cmd.Context(), id)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(a.stderr, "job %d cancelled (%s %s on %s/%s)\n", j.ID, clean(j.Package), clean(j.Version), clean(j.Release), clean(j.Arch))
+			return nil
+		},
+	}
+}

@@ -125,6 +125,7 @@ SPAREGRID_TOKEN_FILE or SPAREGRID_TOKEN (in that order).`,
 		a.showCommand(),
 		a.resultsCommand(),
 		a.logCommand(),
+		a.cancelCommand(),
 		a.verifyCommand(),
 	)
 	return root

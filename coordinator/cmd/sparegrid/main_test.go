@@ -467,3 +467,25 @@ func TestCheckTrigger(t *testing.T) {
 		}
 	}
 }
+
+func TestCancel(t *testing.T) {
+	c := newCLI(t)
+	c.fake.PutJob(client.Job{ID: 9, Package: "hello", Release: "bookworm", Arch: "amd64", State: client.StateRunning, CreatedAt: testNow})
+	if r := c.run("cancel", "9"); r.code == 0 || !strings.Contains(r.stderr, "token") {
+		t.Errorf("cancel without a token = exit %d, stderr %q; want a refusal asking for a token", r.code, r.stderr)
+	}
+	c.env["SPAREGRID_TOKEN"] = maintainerToken
+	r := c.ok("cancel", "9")
+	if r.stdout != "" || !strings.Contains(r.stderr, "job 9 cancelled") {
+		t.Errorf("cancel 9 printed stdout %q, stderr %q; want only a confirmation on stderr", r.stdout, r.stderr)
+	}
+	if j := c.fake.Job(9); j.State != client.StateCancelled {
+		t.Errorf("job 9 after cancel is %s, want cancelled", j.State)
+	}
+	if r := c.run("cancel", "9"); r.code == 0 {
+		t.Errorf("cancelling a cancelled job succeeded")
+	}
+	if r := c.run("cancel", "x"); r.code == 0 {
+		t.Errorf("cancel x succeeded")
+	}
+}
