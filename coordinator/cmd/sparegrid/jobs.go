@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strconv"
@@ -81,16 +82,8 @@ func (a *app) showCommand() *cobra.Command {
 		Use:   "show JOB",
 		Short: "Show a job with its tests and harness",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			id, err := parseID("job", args[0])
-			if err != nil {
-				return err
-			}
-			c, err := a.client(false)
-			if err != nil {
-				return err
-			}
-			j, err := c.Job(cmd.Context(), id)
+		RunE: a.onJob(false, func(ctx context.Context, c *client.Client, id int64) error {
+			j, err := c.Job(ctx, id)
 			if err != nil {
 				return err
 			}
@@ -98,10 +91,27 @@ func (a *app) showCommand() *cobra.Command {
 				return writeJSON(a.stdout, j)
 			}
 			return a.printJob(j)
-		},
+		}),
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the job as JSON, as the API returns it")
 	return cmd
+}
+
+// onJob returns the RunE of a command whose one argument is a job id: it
+// parses the id, makes the API client (with a token when needToken) and
+// calls f.
+func (a *app) onJob(needToken bool, f func(ctx context.Context, c *client.Client, id int64) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		id, err := parseID("job", args[0])
+		if err != nil {
+			return err
+		}
+		c, err := a.client(needToken)
+		if err != nil {
+			return err
+		}
+		return f(cmd.Context(), c, id)
+	}
 }
 
 func (a *app) printJob(j client.Job) error {
@@ -176,17 +186,9 @@ func (a *app) logCommand() *cobra.Command {
 		Use:   "log JOB",
 		Short: "Print the autopkgtest log of a job's latest result",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			id, err := parseID("job", args[0])
-			if err != nil {
-				return err
-			}
-			c, err := a.client(false)
-			if err != nil {
-				return err
-			}
-			return c.Log(cmd.Context(), id, a.stdout)
-		},
+		RunE: a.onJob(false, func(ctx context.Context, c *client.Client, id int64) error {
+			return c.Log(ctx, id, a.stdout)
+		}),
 	}
 }
 
@@ -198,21 +200,13 @@ func (a *app) cancelCommand() *cobra.Command {
 heartbeat and tears its testbed down; nothing it reports afterwards is
 kept. Maintainers may cancel the jobs they submitted, admins any job.`,
 		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			id, err := parseID("job", args[0])
-			if err != nil {
-				return err
-			}
-			c, err := a.client(true)
-			if err != nil {
-				return err
-			}
-			j, err := c.CancelJob(cmd.Context(), id)
+		RunE: a.onJob(true, func(ctx context.Context, c *client.Client, id int64) error {
+			j, err := c.CancelJob(ctx, id)
 			if err != nil {
 				return err
 			}
 			fmt.Fprintf(a.stderr, "job %d cancelled (%s %s on %s/%s)\n", j.ID, clean(j.Package), clean(j.Version), clean(j.Release), clean(j.Arch))
 			return nil
-		},
+		}),
 	}
 }
