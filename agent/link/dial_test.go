@@ -14,7 +14,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/sparegrid/sparegrid/shared/protocol"
+	"github.com/sparegrid/sparegrid/shared/protocol/protocoltest"
 	"github.com/sparegrid/sparegrid/shared/tlsutil"
 	"github.com/sparegrid/sparegrid/shared/transport"
 )
@@ -70,87 +70,6 @@ func TestClassify(t *testing.T) {
 	}
 }
 
-// dualGrid serves h on loopback over QUIC, TCP or both, on one port.
-type dualGrid struct {
-	addr        string
-	fingerprint string
-}
-
-func startDualGrid(t *testing.T, h *handler, quic, tcp bool) *dualGrid {
-	t.Helper()
-	caPEM, caKey, err := tlsutil.NewCA("test grid")
-	if err != nil {
-		t.Fatal(err)
-	}
-	certPEM, keyPEM, err := tlsutil.NewServerCert(caPEM, caKey, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	conf, err := tlsutil.ServerConfig(certPEM, keyPEM)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fp, err := tlsutil.FingerprintPEM(caPEM)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var listeners []transport.Listener
-	// The TCP port may be taken where QUIC got a free UDP one: try again.
-	for range 20 {
-		listeners = listeners[:0]
-		addr := "127.0.0.1:0"
-		if quic {
-			ln, err := transport.ListenQUIC(addr, conf, transport.Config{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			listeners = append(listeners, ln)
-			addr = ln.Addr().String()
-		}
-		if !tcp {
-			break
-		}
-		ln, err := transport.ListenTCP(addr, conf, transport.Config{})
-		if err == nil {
-			listeners = append(listeners, ln)
-			break
-		}
-		for _, l := range listeners {
-			l.Close()
-		}
-		listeners = nil
-	}
-	if len(listeners) == 0 {
-		t.Fatal("no port free for both QUIC and TCP")
-	}
-	addr := listeners[len(listeners)-1].Addr().String()
-	ctx, cancel := context.WithCancel(context.Background())
-	srv := &protocol.Server{Handler: h, Log: slog.New(slog.DiscardHandler)}
-	var wg sync.WaitGroup
-	for _, ln := range listeners {
-		wg.Go(func() {
-			for {
-				sess, err := ln.Accept(ctx)
-				if err != nil {
-					return
-				}
-				wg.Go(func() {
-					srv.ServeSession(ctx, sess)
-					sess.Close("done")
-				})
-			}
-		})
-	}
-	t.Cleanup(func() {
-		cancel()
-		for _, ln := range listeners {
-			ln.Close()
-		}
-		wg.Wait()
-	})
-	return &dualGrid{addr: addr, fingerprint: fp}
-}
-
 // syncBuffer is a log sink safe for the dialer's goroutine.
 type syncBuffer struct {
 	mu sync.Mutex
@@ -192,7 +111,7 @@ func TestDialTransports(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			g := startDualGrid(t, &handler{}, tt.quic, tt.tcp)
+			g := protocoltest.Serve(t, &handler{}, protocoltest.Options{QUIC: tt.quic, TCP: tt.tcp})
 			var logs syncBuffer
 			tt.opts.Log = slog.New(slog.NewTextHandler(&logs, nil))
 			d := NewDialer(tt.opts)
@@ -202,7 +121,7 @@ func TestDialTransports(t *testing.T) {
 				ctx, cancel = context.WithTimeout(ctx, tt.ctxTimeout)
 				defer cancel()
 			}
-			c, err := d.Dial(ctx, g.addr, tlsutil.PinnedClientConfig(g.fingerprint, "127.0.0.1"))
+			c, err := d.Dial(ctx, g.Addr, tlsutil.PinnedClientConfig(g.Fingerprint, "127.0.0.1"))
 			if tt.wantErr {
 				if err == nil {
 					c.Close()
@@ -221,8 +140,8 @@ func TestDialTransports(t *testing.T) {
 				t.Errorf("Fallbacks() = %d, want %d", got, tt.fallbacks)
 			}
 			if tt.fallbacks > 0 {
-				_, port, _ := strings.Cut(g.addr, ":")
-				for _, want := range []string{"QUIC (UDP) to " + g.addr, "allow UDP " + port, "--transport tcp"} {
+				_, port, _ := strings.Cut(g.Addr, ":")
+				for _, want := range []string{"QUIC (UDP) to " + g.Addr, "allow UDP " + port, "--transport tcp"} {
 					if !strings.Contains(logs.String(), want) {
 						t.Errorf("log %q lacks %q", logs.String(), want)
 					}
@@ -233,13 +152,13 @@ func TestDialTransports(t *testing.T) {
 }
 
 func TestDialAutoWrongPinDoesNotFallBack(t *testing.T) {
-	g := startDualGrid(t, &handler{}, true, true)
+	g := protocoltest.Serve(t, &handler{}, protocoltest.Options{QUIC: true, TCP: true})
 	d := NewDialer(DialOptions{Log: slog.New(slog.DiscardHandler)})
-	wrong := "00" + g.fingerprint[2:]
-	if wrong == g.fingerprint {
-		wrong = "11" + g.fingerprint[2:]
+	wrong := "00" + g.Fingerprint[2:]
+	if wrong == g.Fingerprint {
+		wrong = "11" + g.Fingerprint[2:]
 	}
-	c, err := d.Dial(t.Context(), g.addr, tlsutil.PinnedClientConfig(wrong, "127.0.0.1"))
+	c, err := d.Dial(t.Context(), g.Addr, tlsutil.PinnedClientConfig(wrong, "127.0.0.1"))
 	if !errors.Is(err, tlsutil.ErrFingerprintMismatch) {
 		if c != nil {
 			c.Close()
@@ -252,7 +171,7 @@ func TestDialAutoWrongPinDoesNotFallBack(t *testing.T) {
 }
 
 func TestDialerReprobesQUIC(t *testing.T) {
-	g := startDualGrid(t, &handler{}, false, true)
+	g := protocoltest.Serve(t, &handler{}, protocoltest.Options{TCP: true})
 	var mu sync.Mutex
 	now := time.Date(2026, 11, 22, 9, 0, 0, 0, time.UTC)
 	clock := func() time.Time {
@@ -261,7 +180,7 @@ func TestDialerReprobesQUIC(t *testing.T) {
 		return now
 	}
 	d := NewDialer(DialOptions{QUICTimeout: shortQUIC, ReprobeInterval: 10 * time.Minute, Now: clock, Log: slog.New(slog.DiscardHandler)})
-	conf := tlsutil.PinnedClientConfig(g.fingerprint, "127.0.0.1")
+	conf := tlsutil.PinnedClientConfig(g.Fingerprint, "127.0.0.1")
 	steps := []struct {
 		advance   time.Duration
 		fallbacks int64
@@ -274,7 +193,7 @@ func TestDialerReprobesQUIC(t *testing.T) {
 		mu.Lock()
 		now = now.Add(step.advance)
 		mu.Unlock()
-		c, err := d.Dial(t.Context(), g.addr, conf)
+		c, err := d.Dial(t.Context(), g.Addr, conf)
 		if err != nil {
 			t.Fatalf("Dial %d = %v", i, err)
 		}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/ed25519"
 	"errors"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"sync"
@@ -15,8 +14,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/sparegrid/sparegrid/agent/state"
 	"github.com/sparegrid/sparegrid/shared/protocol"
+	"github.com/sparegrid/sparegrid/shared/protocol/protocoltest"
 	"github.com/sparegrid/sparegrid/shared/tlsutil"
-	"github.com/sparegrid/sparegrid/shared/transport"
 	"github.com/sparegrid/sparegrid/shared/version"
 )
 
@@ -60,47 +59,8 @@ type grid struct {
 // startGrid serves h over QUIC on a loopback port with a fresh CA.
 func startGrid(t *testing.T, h *handler) *grid {
 	t.Helper()
-	caPEM, caKey, err := tlsutil.NewCA("test grid")
-	if err != nil {
-		t.Fatal(err)
-	}
-	certPEM, keyPEM, err := tlsutil.NewServerCert(caPEM, caKey, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	conf, err := tlsutil.ServerConfig(certPEM, keyPEM)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := transport.ListenQUIC("127.0.0.1:0", conf, transport.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	srv := &protocol.Server{Handler: h, Log: slog.New(slog.DiscardHandler)}
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		for {
-			sess, err := ln.Accept(ctx)
-			if err != nil {
-				return
-			}
-			wg.Go(func() {
-				srv.ServeSession(ctx, sess)
-				sess.Close("done")
-			})
-		}
-	})
-	t.Cleanup(func() {
-		cancel()
-		ln.Close()
-		wg.Wait()
-	})
-	fp, err := tlsutil.FingerprintPEM(caPEM)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &grid{addr: ln.Addr().String(), caPEM: caPEM, fingerprint: fp, h: h}
+	g := protocoltest.Serve(t, h, protocoltest.Options{QUIC: true})
+	return &grid{addr: g.Addr, caPEM: g.CAPEM, fingerprint: g.Fingerprint, h: h}
 }
 
 func TestRegister(t *testing.T) {

@@ -8,13 +8,13 @@ import (
 	"encoding/hex"
 	"errors"
 	"io"
-	"log/slog"
 	"sync"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/sparegrid/sparegrid/shared/protocol"
+	"github.com/sparegrid/sparegrid/shared/protocol/protocoltest"
 	"github.com/sparegrid/sparegrid/shared/tlsutil"
 	"github.com/sparegrid/sparegrid/shared/transport"
 )
@@ -88,51 +88,12 @@ const maxBlob = 8 << 20
 // Client connected to it.
 func serve(t *testing.T, k kind, h *blobHandler) *protocol.Client {
 	t.Helper()
-	caPEM, caKey, err := tlsutil.NewCA("protocol test CA")
-	if err != nil {
-		t.Fatal(err)
-	}
-	certPEM, keyPEM, err := tlsutil.NewServerCert(caPEM, caKey, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	conf, err := tlsutil.ServerConfig(certPEM, keyPEM)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fp, err := tlsutil.FingerprintPEM(caPEM)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := k.listen("127.0.0.1:0", conf, transport.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	srv := &protocol.Server{Handler: h, MaxBlob: maxBlob, Log: slog.New(slog.DiscardHandler)}
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		for {
-			sess, err := ln.Accept(ctx)
-			if err != nil {
-				return
-			}
-			wg.Go(func() {
-				srv.ServeSession(ctx, sess)
-				sess.Close("done")
-			})
-		}
-	})
-	sess, err := k.dial(t.Context(), ln.Addr().String(), tlsutil.PinnedClientConfig(fp, "127.0.0.1"), transport.Config{})
+	g := protocoltest.Serve(t, h, protocoltest.Options{QUIC: k.name == transport.QUIC, TCP: k.name == transport.TCP, MaxBlob: maxBlob})
+	sess, err := k.dial(t.Context(), g.Addr, tlsutil.PinnedClientConfig(g.Fingerprint, "127.0.0.1"), transport.Config{})
 	if err != nil {
 		t.Fatalf("dial %s: %v", k.name, err)
 	}
-	t.Cleanup(func() {
-		sess.Close("test over")
-		cancel()
-		ln.Close()
-		wg.Wait()
-	})
+	t.Cleanup(func() { sess.Close("test over") })
 	return protocol.NewClient(sess)
 }
 

@@ -4,18 +4,16 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"log/slog"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/sparegrid/sparegrid/agent/state"
 	"github.com/sparegrid/sparegrid/shared/protocol"
+	"github.com/sparegrid/sparegrid/shared/protocol/protocoltest"
 	"github.com/sparegrid/sparegrid/shared/tlsutil"
-	"github.com/sparegrid/sparegrid/shared/transport"
 	"github.com/sparegrid/sparegrid/shared/version"
 )
 
@@ -110,40 +108,8 @@ func (h *gridHandler) Register(ctx context.Context, req protocol.RegisterRequest
 
 func startGrid(t *testing.T, h protocol.Handler) (addr, fingerprint string) {
 	t.Helper()
-	caPEM, caKey, err := tlsutil.NewCA("test grid")
-	if err != nil {
-		t.Fatal(err)
-	}
-	certPEM, keyPEM, err := tlsutil.NewServerCert(caPEM, caKey, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	conf, err := tlsutil.ServerConfig(certPEM, keyPEM)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := transport.ListenQUIC("127.0.0.1:0", conf, transport.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	srv := &protocol.Server{Handler: h, Log: slog.New(slog.DiscardHandler)}
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		for {
-			sess, err := ln.Accept(ctx)
-			if err != nil {
-				return
-			}
-			wg.Go(func() { srv.ServeSession(ctx, sess); sess.Close("done") })
-		}
-	})
-	t.Cleanup(func() { cancel(); ln.Close(); wg.Wait() })
-	fp, err := tlsutil.FingerprintPEM(caPEM)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ln.Addr().String(), fp
+	g := protocoltest.Serve(t, h, protocoltest.Options{QUIC: true})
+	return g.Addr, g.Fingerprint
 }
 
 func TestRegister(t *testing.T) {
