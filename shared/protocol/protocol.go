@@ -43,6 +43,8 @@ package protocol
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -195,6 +197,11 @@ type LeaseRequest struct {
 	Capabilities Capabilities `json:"capabilities"`
 	// Wait is how long the coordinator may hold the call open.
 	Wait time.Duration `json:"wait"`
+	// Paused, when set, says why the agent has paused itself (repeated
+	// infrastructure failures, too little disk space). The coordinator
+	// records it, shows it to admins and leases nothing; an empty Paused
+	// clears an earlier pause.
+	Paused string `json:"paused,omitempty"`
 }
 
 // LeaseReply carries a job, or none.
@@ -283,11 +290,26 @@ type ResultRequest struct {
 	Attempt int   `json:"attempt"`
 	// Envelope is the DSSE envelope as JSON (see package sign).
 	Envelope []byte `json:"envelope"`
+	// IdempotencyKey is ResultKey(Envelope). Sending the same result
+	// again (after a lost acknowledgement or an agent restart) with the
+	// same key is acknowledged without storing it twice. Empty means the
+	// coordinator computes it.
+	IdempotencyKey string `json:"idempotency_key,omitempty"`
+}
+
+// ResultKey returns the idempotency key of a result: the lower-case hex
+// sha256 of its envelope.
+func ResultKey(envelope []byte) string {
+	sum := sha256.Sum256(envelope)
+	return hex.EncodeToString(sum[:])
 }
 
 // ResultReply acknowledges a durably stored result.
 type ResultReply struct {
 	Verdict dep8.Verdict `json:"verdict"`
+	// Duplicate is true when the result had been stored before, by an
+	// earlier call with the same idempotency key.
+	Duplicate bool `json:"duplicate,omitempty"`
 }
 
 // Error is a refusal the peer explains.
