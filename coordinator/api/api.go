@@ -38,8 +38,12 @@ type Config struct {
 	DefaultArch string
 	// MaxSource caps an uploaded source package (default 256 MiB).
 	MaxSource int64
-	Now       func() time.Time
-	Log       *slog.Logger
+	// MaxAttempts is how many attempts a new job gets before an
+	// infrastructure failure ends it with verdict error (default
+	// store.DefaultMaxAttempts).
+	MaxAttempts int
+	Now         func() time.Time
+	Log         *slog.Logger
 }
 
 // API serves HTTP.
@@ -55,6 +59,9 @@ func New(cfg Config) *API {
 	}
 	if cfg.MaxSource <= 0 {
 		cfg.MaxSource = 256 << 20
+	}
+	if cfg.MaxAttempts <= 0 {
+		cfg.MaxAttempts = store.DefaultMaxAttempts
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -298,7 +305,7 @@ func agentView(ag store.Agent) apiv1.Agent {
 		ID: ag.ID, Name: ag.Name, Owner: ag.Owner, State: string(ag.State), Claimed: ag.ClaimedAt != nil,
 		AutoApproved: ag.AutoApproved, Labels: ag.Labels, Capabilities: ag.Capabilities,
 		PublicKey: ag.PublicKey, CreatedAt: ag.CreatedAt, LastSeen: ag.LastSeen,
-		DecidedBy: ag.DecidedBy, DecidedAt: ag.DecidedAt,
+		DecidedBy: ag.DecidedBy, DecidedAt: ag.DecidedAt, Paused: ag.Paused, PausedAt: ag.PausedAt,
 	}
 	if v.Labels == nil {
 		v.Labels = []string{}

@@ -118,7 +118,7 @@ func (a *API) submitJob(w http.ResponseWriter, r *http.Request) error {
 	}
 	j := store.Job{
 		Package: req.Package, Version: req.Version, Release: req.Release, Arch: req.Arch,
-		Triggers: req.Triggers, State: store.JobQueued, MaxAttempts: store.DefaultMaxAttempts,
+		Triggers: req.Triggers, State: store.JobQueued, MaxAttempts: a.cfg.MaxAttempts,
 		SubmittedBy: caller(r).Name, CreatedAt: a.cfg.Now(),
 	}
 	if s := req.Source; s != nil {

@@ -95,6 +95,10 @@ type Agent struct {
 	LastSeen  *time.Time `json:"last_seen"`
 	DecidedBy string     `json:"decided_by"`
 	DecidedAt *time.Time `json:"decided_at"`
+	// Paused says why the agent paused itself (repeated infrastructure
+	// failures, too little disk space); empty when it takes work.
+	Paused   string     `json:"paused"`
+	PausedAt *time.Time `json:"paused_at"`
 }
 
 // Capabilities is what an agent advertises about itself.

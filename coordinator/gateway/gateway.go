@@ -47,12 +47,27 @@ type Config struct {
 	MaxLeaseWait time.Duration
 	// MaxBlob caps one uploaded blob (default 1 GiB).
 	MaxBlob int64
+	// RetryElsewhere is how long a job queued again after an
+	// infrastructure failure waits for an agent other than the one it
+	// failed on, while another agent is online (default
+	// DefaultRetryElsewhere; negative turns the preference off).
+	RetryElsewhere time.Duration
 	// Demo approves new agents at once and labels them so. Never set it
 	// on a grid that strangers can reach.
 	Demo bool
 	Now  func() time.Time
 	Log  *slog.Logger
 }
+
+// DefaultRetryElsewhere is Config.RetryElsewhere when it is zero.
+const DefaultRetryElsewhere = 10 * time.Minute
+
+// onlineWindow is how recently an agent must have been heard from to count
+// as online when a retry prefers another agent.
+const onlineWindow = 2 * time.Minute
+
+// maxPauseReason caps the pause reason an agent may report.
+const maxPauseReason = 200
 
 // DemoLabel marks agents approved automatically by a demo coordinator.
 const DemoLabel = "demo-auto-approved"
@@ -74,6 +89,9 @@ func New(cfg Config) *Gateway {
 	}
 	if cfg.MaxBlob <= 0 {
 		cfg.MaxBlob = 1 << 30
+	}
+	if cfg.RetryElsewhere == 0 {
+		cfg.RetryElsewhere = DefaultRetryElsewhere
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -297,6 +315,20 @@ func (g *Gateway) Lease(ctx context.Context, token string, req protocol.LeaseReq
 	if err := g.cfg.Store.SeenAgent(ctx, a.ID, g.cfg.Now(), mustJSON(caps)); err != nil {
 		return protocol.LeaseReply{}, err
 	}
+	paused := pauseReason(req.Paused)
+	if paused != a.Paused {
+		if err := g.cfg.Store.PauseAgent(ctx, a.ID, paused, g.cfg.Now()); err != nil {
+			return protocol.LeaseReply{}, err
+		}
+		if paused != "" {
+			g.cfg.Log.Warn("agent paused itself", "agent", a.ID, "reason", paused)
+		} else {
+			g.cfg.Log.Info("agent takes work again", "agent", a.ID, "was", a.Paused)
+		}
+	}
+	if paused != "" {
+		return protocol.LeaseReply{}, nil
+	}
 	wait := min(max(req.Wait, 0), g.cfg.MaxLeaseWait)
 	deadline := time.NewTimer(wait)
 	defer deadline.Stop()
@@ -317,18 +349,36 @@ func (g *Gateway) Lease(ctx context.Context, token string, req protocol.LeaseReq
 	}
 }
 
+// pauseReason makes an agent's pause reason safe to store and show: one
+// line of printable text, at most maxPauseReason bytes.
+func pauseReason(s string) string {
+	s = strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, strings.TrimSpace(s))
+	if len(s) > maxPauseReason {
+		s = strings.ToValidUTF8(s[:maxPauseReason], "")
+	}
+	return s
+}
+
 func (g *Gateway) lease(ctx context.Context, a store.Agent, caps protocol.Capabilities) (*protocol.Job, error) {
 	nonce := make([]byte, 16)
 	if _, err := rand.Read(nonce); err != nil {
 		return nil, err
 	}
+	now := g.cfg.Now()
 	j, err := g.cfg.Store.LeaseJob(ctx, store.LeaseParams{
-		AgentID:  a.ID,
-		Arch:     caps.Arch,
-		Releases: caps.Releases,
-		TTL:      g.cfg.LeaseTTL,
-		Now:      g.cfg.Now(),
-		Nonce:    hex.EncodeToString(nonce),
+		AgentID:        a.ID,
+		Arch:           caps.Arch,
+		Releases:       caps.Releases,
+		TTL:            g.cfg.LeaseTTL,
+		Now:            now,
+		Nonce:          hex.EncodeToString(nonce),
+		RetryElsewhere: max(g.cfg.RetryElsewhere, 0),
+		OnlineSince:    now.Add(-onlineWindow),
 	})
 	if err != nil || j == nil {
 		return nil, err
@@ -377,6 +427,9 @@ func (g *Gateway) Heartbeat(ctx context.Context, token string, req protocol.Hear
 	ref := store.LeaseRef{JobID: req.JobID, Attempt: req.Attempt, AgentID: a.ID}
 	if _, err := g.cfg.Store.ExtendLease(ctx, ref, now, until, stage); err != nil {
 		return protocol.HeartbeatReply{}, leaseError(err, req.JobID, req.Attempt)
+	}
+	if err := g.cfg.Store.SeenAgent(ctx, a.ID, now, nil); err != nil {
+		return protocol.HeartbeatReply{}, err
 	}
 	return protocol.HeartbeatReply{LeaseExpires: until}, nil
 }
@@ -456,10 +509,14 @@ func (g *Gateway) Result(ctx context.Context, token string, req protocol.ResultR
 	if err != nil {
 		return protocol.ResultReply{}, err
 	}
+	key := protocol.ResultKey(req.Envelope)
+	if req.IdempotencyKey != "" && req.IdempotencyKey != key {
+		return protocol.ResultReply{}, protocol.Errorf(protocol.ErrBadRequest, "result for job %d: idempotency key is not the sha256 of the envelope", req.JobID)
+	}
 	ref := store.LeaseRef{JobID: req.JobID, Attempt: req.Attempt, AgentID: a.ID}
 	j, err := g.cfg.Store.CheckLease(ctx, ref, g.cfg.Now())
 	if err != nil {
-		return protocol.ResultReply{}, leaseError(err, req.JobID, req.Attempt)
+		return g.duplicate(ctx, err, ref, key)
 	}
 	env, err := sign.ParseEnvelope(req.Envelope)
 	if err != nil {
@@ -484,26 +541,45 @@ func (g *Gateway) Result(ctx context.Context, token string, req protocol.ResultR
 	}
 	si, _ := protocol.SessionFromContext(ctx)
 	done, err := g.cfg.Store.CompleteJob(ctx, store.Result{
-		JobID:     req.JobID,
-		Attempt:   req.Attempt,
-		AgentID:   a.ID,
-		Verdict:   tr.Verdict,
-		ExitCode:  tr.ExitCode,
-		Tests:     tr.Tests,
-		Harness:   tr.Harness,
-		Envelope:  req.Envelope,
-		Blobs:     refs,
-		Transport: si.Transport,
-		CreatedAt: g.cfg.Now(),
+		JobID:          req.JobID,
+		Attempt:        req.Attempt,
+		AgentID:        a.ID,
+		Verdict:        tr.Verdict,
+		ExitCode:       tr.ExitCode,
+		Tests:          tr.Tests,
+		Harness:        tr.Harness,
+		Envelope:       req.Envelope,
+		Blobs:          refs,
+		Transport:      si.Transport,
+		IdempotencyKey: key,
+		CreatedAt:      g.cfg.Now(),
 	}, g.cfg.Now())
 	if err != nil {
-		return protocol.ResultReply{}, leaseError(err, req.JobID, req.Attempt)
+		return g.duplicate(ctx, err, ref, key)
 	}
 	g.cfg.Log.Info("result stored", "job", done.ID, "attempt", req.Attempt, "agent", a.ID, "verdict", tr.Verdict, "job_state", done.State)
 	if done.State == store.JobQueued {
 		g.cfg.Jobs.Notify()
 	}
 	return protocol.ResultReply{Verdict: tr.Verdict}, nil
+}
+
+// duplicate answers a result the store refused with err: when the same
+// result (by key) was stored before for the same attempt and agent, it is
+// acknowledged again, so an agent that lost the first acknowledgement can
+// forget it; otherwise the refusal stands.
+func (g *Gateway) duplicate(ctx context.Context, err error, ref store.LeaseRef, key string) (protocol.ResultReply, error) {
+	if errors.Is(err, store.ErrStaleLease) || errors.Is(err, store.ErrNotFound) {
+		prev, perr := g.cfg.Store.ResultByKey(ctx, key)
+		if perr == nil && prev.Ref() == ref {
+			g.cfg.Log.Info("duplicate result acknowledged", "job", ref.JobID, "attempt", ref.Attempt, "agent", ref.AgentID)
+			return protocol.ResultReply{Verdict: prev.Verdict, Duplicate: true}, nil
+		}
+		if perr != nil && !errors.Is(perr, store.ErrNotFound) {
+			return protocol.ResultReply{}, perr
+		}
+	}
+	return protocol.ResultReply{}, leaseError(err, ref.JobID, ref.Attempt)
 }
 
 // checkStatement makes sure the signed statement is about this attempt of

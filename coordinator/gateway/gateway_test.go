@@ -493,8 +493,20 @@ func TestResultRefusals(t *testing.T) {
 	if err := submit(tokA, j.ID, 2, env2); err != nil {
 		t.Fatalf("Result for the current attempt = %v", err)
 	}
-	if err := submit(tokA, j.ID, 2, env2); !errors.Is(err, protocol.ErrStaleLease) {
-		t.Errorf("duplicate Result = %v, want %v", err, protocol.ErrStaleLease)
+	// The same result again (a lost acknowledgement, an agent restart) is
+	// acknowledged as a duplicate and stored once; a wrong key or another
+	// agent sending it is refused.
+	for _, key := range []string{"", protocol.ResultKey(env2)} {
+		r, err := c.Result(t.Context(), tokA, protocol.ResultRequest{JobID: j.ID, Attempt: 2, Envelope: env2, IdempotencyKey: key})
+		if err != nil || !r.Duplicate || r.Verdict != dep8.VerdictPass {
+			t.Errorf("duplicate Result (key %q) = %+v, %v; want a duplicate pass", key, r, err)
+		}
+	}
+	if _, err := c.Result(t.Context(), tokA, protocol.ResultRequest{JobID: j.ID, Attempt: 2, Envelope: env2, IdempotencyKey: strings.Repeat("0", 64)}); !errors.Is(err, protocol.ErrBadRequest) {
+		t.Errorf("Result with a wrong idempotency key = %v, want %v", err, protocol.ErrBadRequest)
+	}
+	if _, err := c.Result(t.Context(), tokB, protocol.ResultRequest{JobID: j.ID, Attempt: 2, Envelope: env2}); !errors.Is(err, protocol.ErrStaleLease) {
+		t.Errorf("another agent's copy of the result = %v, want %v", err, protocol.ErrStaleLease)
 	}
 	res, err := e.db.Results(t.Context(), j.ID)
 	if err != nil || len(res) != 1 || res[0].Attempt != 2 || res[0].Transport != transport.QUIC || !bytes.Equal(res[0].Envelope, env2) {
@@ -585,6 +597,58 @@ func TestTmpfailRequeues(t *testing.T) {
 	}
 	if j2 := e.lease(c, tok); j2.Attempt != 2 {
 		t.Errorf("next lease attempt = %d, want 2", j2.Attempt)
+	}
+}
+
+// TestTmpfailPrefersAnotherAgent checks that a job that failed on one
+// agent's infrastructure goes to another online agent next.
+func TestTmpfailPrefersAnotherAgent(t *testing.T) {
+	e := newEnv(t, 0)
+	c := e.dial()
+	a, tokA := e.approvedAgent(c, "alice")
+	_, tokB := e.approvedAgent(c, "bob")
+	// bob is online, asking for another release.
+	other := caps
+	other.Releases = []string{"trixie"}
+	if r, err := c.Lease(t.Context(), tokB, protocol.LeaseRequest{Capabilities: other}); err != nil || r.Job != nil {
+		t.Fatalf("Lease by bob for trixie = %+v, %v; want none", r.Job, err)
+	}
+	e.submit("hello")
+	j := e.lease(c, tokA)
+	tr := testResult(j, a)
+	tr.Verdict, tr.ExitCode, tr.Tests = dep8.VerdictTmpfail, 16, nil
+	if _, err := c.Result(t.Context(), tokA, protocol.ResultRequest{JobID: j.ID, Attempt: 1, Envelope: signed(t, a.key, tr)}); err != nil {
+		t.Fatalf("Result(tmpfail) = %v", err)
+	}
+	if r, err := c.Lease(t.Context(), tokA, protocol.LeaseRequest{Capabilities: caps}); err != nil || r.Job != nil {
+		t.Fatalf("Lease by alice after her tmpfail = %+v, %v; want none while bob is online", r.Job, err)
+	}
+	if j2 := e.lease(c, tokB); j2.ID != j.ID || j2.Attempt != 2 {
+		t.Errorf("Lease by bob = job %d attempt %d, want %d attempt 2", j2.ID, j2.Attempt, j.ID)
+	}
+}
+
+// TestAgentPauses checks that an agent that reports a pause is shown as
+// paused and gets no job until it reports none.
+func TestAgentPauses(t *testing.T) {
+	e := newEnv(t, 0)
+	c := e.dial()
+	a, tok := e.approvedAgent(c, "alice")
+	j := e.submit("hello")
+	reason := "paused: 3 infrastructure failures in a row\x1b[31m"
+	r, err := c.Lease(t.Context(), tok, protocol.LeaseRequest{Capabilities: caps, Wait: 5 * time.Second, Paused: reason})
+	if err != nil || r.Job != nil {
+		t.Fatalf("Lease while paused = %+v, %v; want no job", r.Job, err)
+	}
+	got, err := e.db.Agent(t.Context(), a.id)
+	if err != nil || got.Paused != "paused: 3 infrastructure failures in a row [31m" || got.PausedAt == nil {
+		t.Errorf("agent after a paused Lease: paused %q since %v (err %v); want the reason without control characters", got.Paused, got.PausedAt, err)
+	}
+	if l := e.lease(c, tok); l.ID != j.ID {
+		t.Errorf("Lease after resuming = job %d, want %d", l.ID, j.ID)
+	}
+	if got, err := e.db.Agent(t.Context(), a.id); err != nil || got.Paused != "" || got.PausedAt != nil {
+		t.Errorf("agent after resuming: paused %q since %v (err %v); want not paused", got.Paused, got.PausedAt, err)
 	}
 }
 

@@ -39,7 +39,13 @@ type Options struct {
 	LeaseTTL time.Duration
 	// TokenTTL is the lifetime of an agent token.
 	TokenTTL time.Duration
-	Log      *slog.Logger
+	// MaxAttempts is how many attempts a job gets before infrastructure
+	// failures end it with verdict error.
+	MaxAttempts int
+	// RetryElsewhere is how long a job that failed on an agent's
+	// infrastructure waits for another agent (see gateway.Config).
+	RetryElsewhere time.Duration
+	Log            *slog.Logger
 	// Ready, when set, receives the bound addresses once the listeners
 	// are up; agents is the QUIC address, whose port TCP shares.
 	Ready func(agents, http net.Addr)
@@ -94,14 +100,15 @@ func Run(ctx context.Context, o Options) error {
 	jobs := queue.NewNotifier()
 
 	gw := gateway.New(gateway.Config{
-		Store:      db,
-		Blobs:      bs,
-		Issuer:     auth.NewIssuer(jwtKey, tokenIssuer, tokenAudience, o.TokenTTL, time.Now),
-		Challenges: auth.NewChallenges(time.Minute, time.Now),
-		Jobs:       jobs,
-		LeaseTTL:   o.LeaseTTL,
-		Demo:       o.Demo,
-		Log:        o.Log.With("component", "gateway"),
+		Store:          db,
+		Blobs:          bs,
+		Issuer:         auth.NewIssuer(jwtKey, tokenIssuer, tokenAudience, o.TokenTTL, time.Now),
+		Challenges:     auth.NewChallenges(time.Minute, time.Now),
+		Jobs:           jobs,
+		LeaseTTL:       o.LeaseTTL,
+		RetryElsewhere: o.RetryElsewhere,
+		Demo:           o.Demo,
+		Log:            o.Log.With("component", "gateway"),
 	})
 	ql, tl, err := listenAgents(o.AgentsAddr, tlsConf)
 	if err != nil {
@@ -116,7 +123,7 @@ func Run(ctx context.Context, o Options) error {
 	}
 	hs := &http.Server{
 		Handler: api.New(api.Config{
-			Store: db, Blobs: bs, Jobs: jobs, Log: o.Log.With("component", "api"),
+			Store: db, Blobs: bs, Jobs: jobs, MaxAttempts: o.MaxAttempts, Log: o.Log.With("component", "api"),
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 	}

@@ -101,6 +101,11 @@ type Store interface {
 	// and, when caps is not empty, the capabilities it advertised.
 	// ErrInvalid when caps is not JSON, ErrNotFound for an unknown id.
 	SeenAgent(ctx context.Context, id int64, at time.Time, caps json.RawMessage) error
+	// PauseAgent records that the agent paused itself for reason at the
+	// given time; an empty reason records that it takes work again.
+	// Recording the reason it already has keeps the earlier time.
+	// ErrNotFound for an unknown id.
+	PauseAgent(ctx context.Context, id int64, reason string, at time.Time) error
 
 	// AddBlob records a blob held by the file store. Adding the same blob
 	// again is a no-op. ErrInvalid when the sum is not lower-case hex
@@ -121,8 +126,9 @@ type Store interface {
 	// ListJobs returns the jobs matching f, newest first.
 	ListJobs(ctx context.Context, f JobFilter) ([]Job, error)
 	// LeaseJob atomically leases the oldest queued job for p.Arch and one
-	// of p.Releases to agent p.AgentID: the job becomes running with the
-	// next attempt number, p.Nonce and a lease until p.Now+p.TTL. It
+	// of p.Releases to agent p.AgentID, passing over jobs p.RetryElsewhere
+	// leaves to other agents: the job becomes running with the next
+	// attempt number, p.Nonce and a lease until p.Now+p.TTL. It
 	// returns nil and no error when no job matches. No two calls ever
 	// lease the same attempt. It does not check that the agent is
 	// approved or may run the job: the caller decides that from its own
@@ -139,21 +145,25 @@ type Store interface {
 	// the same errors as ExtendLease.
 	CheckLease(ctx context.Context, ref LeaseRef, now time.Time) (Job, error)
 	// ExpireLeases ends every lease that expired at or before now: the
-	// job is queued again for another attempt, or is done with
-	// VerdictError when it has used all its attempts. It returns the ids
-	// of the jobs it changed.
+	// job is queued again for another attempt, preferably on another agent
+	// (see LeaseParams.RetryElsewhere), or is done with VerdictError when
+	// it has used all its attempts. It returns the ids of the jobs it
+	// changed.
 	ExpireLeases(ctx context.Context, now time.Time) ([]int64, error)
 	// CompleteJob stores the result of the current attempt of a running
 	// job, in one durable transaction. A tmpfail result queues the job
-	// again while attempts remain and otherwise ends it with
-	// VerdictError; any other verdict ends it with that verdict. The
+	// again while attempts remain, preferably for another agent, and
+	// otherwise ends it with VerdictError; any other verdict ends it with
+	// that verdict. The
 	// lease's expiry time is not checked: a result that arrives before the
 	// lease is expired by ExpireLeases is accepted. ErrInvalid for a
 	// verdict other than pass, fail, neutral or tmpfail, or an empty
 	// envelope; ErrNotFound for an unknown job; ErrStaleLease unless the
 	// result is for the job's current attempt and agent and none was
 	// stored for it yet; ErrUnknownBlob when a blob ref names an
-	// unrecorded blob. Nothing is written when an error is returned.
+	// unrecorded blob. A result whose IdempotencyKey is already stored is
+	// refused with ErrStaleLease too (look it up with ResultByKey).
+	// Nothing is written when an error is returned.
 	CompleteJob(ctx context.Context, r Result, now time.Time) (Job, error)
 	// CancelJob cancels a queued, held or running job. ErrNotFound for an
 	// unknown job, ErrConflict when it is already done or cancelled.
@@ -165,4 +175,7 @@ type Store interface {
 	// LatestResult returns the result of the job's latest attempt that
 	// produced one, or ErrNotFound.
 	LatestResult(ctx context.Context, jobID int64) (Result, error)
+	// ResultByKey returns the result stored with the given idempotency
+	// key, or ErrNotFound (also for an empty key).
+	ResultByKey(ctx context.Context, key string) (Result, error)
 }

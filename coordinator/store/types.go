@@ -90,6 +90,10 @@ type Agent struct {
 	// DecidedBy names the account that approved or rejected the agent.
 	DecidedBy string
 	DecidedAt *time.Time
+	// Paused says why the agent paused itself (repeated infrastructure
+	// failures, too little disk space); empty when it takes work.
+	Paused   string
+	PausedAt *time.Time
 }
 
 // JobState is where a job is in its life.
@@ -163,6 +167,13 @@ type LeaseParams struct {
 	Now      time.Time
 	// Nonce identifies the new attempt; the signed result must carry it.
 	Nonce string
+	// RetryElsewhere, when positive, leaves a job that was queued again
+	// after an infrastructure failure on this agent, less than
+	// RetryElsewhere ago, to other agents, as long as another approved,
+	// unpaused agent has been seen since OnlineSince. With no such agent
+	// the job is leased here at once.
+	RetryElsewhere time.Duration
+	OnlineSince    time.Time
 }
 
 // LeaseRef names one attempt of a job as leased to one agent.
@@ -192,7 +203,10 @@ type Result struct {
 	Envelope  []byte
 	Blobs     []BlobRef
 	Transport string
-	CreatedAt time.Time
+	// IdempotencyKey identifies the result across retries (the hex sha256
+	// of its envelope); unique among results when set.
+	IdempotencyKey string
+	CreatedAt      time.Time
 }
 
 // Ref returns the lease the result claims to be for.

@@ -13,7 +13,9 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/sparegrid/sparegrid/coordinator/gateway"
 	"github.com/sparegrid/sparegrid/coordinator/server"
+	"github.com/sparegrid/sparegrid/coordinator/store"
 	"github.com/sparegrid/sparegrid/shared/version"
 )
 
@@ -90,6 +92,9 @@ func newServe(stderr io.Writer) *cobra.Command {
 			if o.DataDir == "" {
 				return fmt.Errorf("--data is required (or set SPAREGRID_DATA)")
 			}
+			if o.MaxAttempts < 1 {
+				return fmt.Errorf("--max-attempts is %d; a job needs at least 1 attempt", o.MaxAttempts)
+			}
 			level := slog.LevelInfo
 			if debug {
 				level = slog.LevelDebug
@@ -107,6 +112,8 @@ func newServe(stderr io.Writer) *cobra.Command {
 	f.BoolVar(&o.Demo, "demo", false, "approve new agents automatically and label them so (never on a reachable grid)")
 	f.DurationVar(&o.LeaseTTL, "lease-ttl", 90*time.Second, "how long a job lease lives without a heartbeat")
 	f.DurationVar(&o.TokenTTL, "token-ttl", 15*time.Minute, "lifetime of an agent token")
+	f.IntVar(&o.MaxAttempts, "max-attempts", store.DefaultMaxAttempts, "attempts a job gets before infrastructure failures (tmpfail, lost agents, expired leases) end it with verdict error")
+	f.DurationVar(&o.RetryElsewhere, "retry-elsewhere", gateway.DefaultRetryElsewhere, "how long a job that failed on an agent's infrastructure waits for another online agent before the same agent may take it again; negative to turn off")
 	f.BoolVar(&debug, "debug", false, "log debug messages")
 	return cmd
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -50,9 +51,9 @@ func (a *app) agentsListCommand() *cobra.Command {
 			}
 			now := a.now()
 			tw := newTable(a.stdout)
-			fmt.Fprintln(tw, "ID\tNAME\tOWNER\tSTATE\tLAST-SEEN")
+			fmt.Fprintln(tw, "ID\tNAME\tOWNER\tSTATE\tLAST-SEEN\tPAUSED")
 			for _, ag := range agents {
-				row(tw, strconv.FormatInt(ag.ID, 10), ag.Name, ag.Owner, ag.State, agoOrNever(now, ag.LastSeen))
+				row(tw, strconv.FormatInt(ag.ID, 10), ag.Name, ag.Owner, ag.State, agoOrNever(now, ag.LastSeen), pausedNote(now, ag))
 			}
 			return tw.Flush()
 		},
@@ -110,11 +111,25 @@ func (a *app) agentsShowCommand() *cobra.Command {
 			row(tw, "public key", base64.StdEncoding.EncodeToString(ag.PublicKey))
 			row(tw, "created", stamp(now, &ag.CreatedAt))
 			row(tw, "last seen", agoOrNever(now, ag.LastSeen))
+			if ag.Paused != "" {
+				row(tw, "paused", pausedNote(now, ag))
+			}
 			return tw.Flush()
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the agent as JSON")
 	return cmd
+}
+
+// pausedNote says why and since when the agent paused itself, or nothing.
+func pausedNote(now time.Time, ag client.Agent) string {
+	if ag.Paused == "" {
+		return ""
+	}
+	if ag.PausedAt == nil {
+		return ag.Paused
+	}
+	return ag.Paused + " (paused " + ago(now, *ag.PausedAt) + ")"
 }
 
 func decided(ag client.Agent) string {

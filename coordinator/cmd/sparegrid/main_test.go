@@ -153,19 +153,23 @@ func TestAgents(t *testing.T) {
 		Capabilities: json.RawMessage(`{"arch":"arm64","releases":["trixie","sid"]}`),
 		PublicKey:    []byte{0, 0, 0}, KeyID: "sha256:00", CreatedAt: testNow.Add(-time.Hour)}, "ABCD-1234")
 	c.fake.AddAgent(client.Agent{ID: 4, Name: "evil\x1b[2Jname", Owner: "root", State: client.AgentPending}, "")
+	paused := testNow.Add(-3 * time.Minute)
+	c.fake.AddAgent(client.Agent{ID: 5, Name: "tired", Owner: "maint", State: client.AgentApproved, LastSeen: &seen,
+		Paused: "3 infrastructure failures in a row", PausedAt: &paused}, "")
 
 	r := c.ok("agents", "list")
-	want := "ID  NAME          OWNER  STATE    LAST-SEEN\n" +
-		"3   box           maint  pending  12s ago\n" +
-		"4   evil?[2Jname  root   pending  never\n"
+	want := "ID  NAME          OWNER  STATE     LAST-SEEN  PAUSED\n" +
+		"3   box           maint  pending   12s ago    -\n" +
+		"4   evil?[2Jname  root   pending   never      -\n" +
+		"5   tired         maint  approved  12s ago    3 infrastructure failures in a row (paused 3m ago)\n"
 	if r.stdout != want {
 		t.Errorf("agents list =\n%s\nwant\n%s", r.stdout, want)
 	}
 
 	r = c.ok("agents", "list", "--json")
 	var agents []client.Agent
-	if err := json.Unmarshal([]byte(r.stdout), &agents); err != nil || len(agents) != 2 || agents[0].Name != "box" {
-		t.Errorf("agents list --json = %q (%v), want both agents", r.stdout, err)
+	if err := json.Unmarshal([]byte(r.stdout), &agents); err != nil || len(agents) != 3 || agents[0].Name != "box" || agents[2].Paused == "" {
+		t.Errorf("agents list --json = %q (%v), want all three agents, the last paused", r.stdout, err)
 	}
 	r = c.ok("agents", "show", "3", "--json")
 	var one client.Agent

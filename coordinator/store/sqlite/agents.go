@@ -12,18 +12,18 @@ import (
 
 const agentSelect = `SELECT a.id, a.name, a.owner_id, o.name, a.public_key, a.state, a.claim_code,
 	a.claimed_at, a.labels, a.capabilities, a.auto_approved, a.created_at, a.last_seen,
-	a.decided_by, a.decided_at
+	a.decided_by, a.decided_at, a.paused, a.paused_at
 	FROM agents a JOIN accounts o ON o.id = a.owner_id`
 
 func scanAgent(s scanner) (store.Agent, error) {
 	var a store.Agent
 	var labels string
 	var created int64
-	var claimed, seen, decided sql.NullInt64
+	var claimed, seen, decided, paused sql.NullInt64
 	var caps []byte
 	if err := s.Scan(&a.ID, &a.Name, &a.OwnerID, &a.Owner, &a.PublicKey, &a.State, &a.ClaimCode,
 		&claimed, &labels, &caps, &a.AutoApproved, &created, &seen,
-		&a.DecidedBy, &decided); err != nil {
+		&a.DecidedBy, &decided, &a.Paused, &paused); err != nil {
 		return store.Agent{}, err
 	}
 	if err := json.Unmarshal([]byte(labels), &a.Labels); err != nil {
@@ -39,6 +39,7 @@ func scanAgent(s scanner) (store.Agent, error) {
 	a.ClaimedAt = fromNull(claimed)
 	a.LastSeen = fromNull(seen)
 	a.DecidedAt = fromNull(decided)
+	a.PausedAt = fromNull(paused)
 	return a, nil
 }
 
@@ -196,6 +197,29 @@ func (db *DB) SeenAgent(ctx context.Context, id int64, at time.Time, caps json.R
 	return db.write(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE agents SET last_seen = ?, capabilities = COALESCE(?, capabilities) WHERE id = ?`,
 			nanos(db.clock(at)), c, id)
+		if err != nil {
+			return err
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return fmt.Errorf("%w: agent %d", store.ErrNotFound, id)
+		}
+		return nil
+	})
+}
+
+// PauseAgent implements store.Store.
+func (db *DB) PauseAgent(ctx context.Context, id int64, reason string, at time.Time) error {
+	var since any
+	if reason != "" {
+		since = nanos(db.clock(at))
+	}
+	return db.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE agents SET paused_at = CASE WHEN paused = ? THEN paused_at ELSE ? END,
+			paused = ? WHERE id = ?`, reason, since, reason, id)
 		if err != nil {
 			return err
 		}

@@ -223,9 +223,14 @@ func (db *DB) LeaseJob(ctx context.Context, p store.LeaseParams) (*store.Job, er
 			args = append(args, r)
 		}
 		marks := strings.TrimSuffix(strings.Repeat("?,", len(p.Releases)), ",")
+		q := `SELECT id FROM jobs WHERE state = 'queued' AND arch = ? AND release IN (` + marks + `)`
+		if p.RetryElsewhere > 0 {
+			q += ` AND NOT (retry_agent_id IS NOT NULL AND retry_agent_id = ? AND requeued_at > ?
+				AND EXISTS (SELECT 1 FROM agents WHERE id != ? AND state = 'approved' AND paused = '' AND last_seen >= ?))`
+			args = append(args, p.AgentID, nanos(now.Add(-p.RetryElsewhere)), p.AgentID, nanos(p.OnlineSince))
+		}
 		var id int64
-		err := tx.QueryRowContext(ctx, `SELECT id FROM jobs WHERE state = 'queued' AND arch = ? AND release IN (`+marks+`)
-			ORDER BY id LIMIT 1`, args...).Scan(&id)
+		err := tx.QueryRowContext(ctx, q+` ORDER BY id LIMIT 1`, args...).Scan(&id)
 		if errors.Is(err, sql.ErrNoRows) {
 			return nil
 		}
@@ -308,19 +313,19 @@ func (db *DB) ExpireLeases(ctx context.Context, now time.Time) ([]int64, error) 
 	now = db.clock(now)
 	var ids []int64
 	err := db.write(ctx, func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, `SELECT id, attempt, max_attempts FROM jobs
+		rows, err := tx.QueryContext(ctx, `SELECT id, attempt, max_attempts, agent_id FROM jobs
 			WHERE state = 'running' AND lease_expires <= ? ORDER BY id`, nanos(now))
 		if err != nil {
 			return err
 		}
 		type expired struct {
-			id           int64
+			id, agent    int64
 			attempt, max int
 		}
 		var es []expired
 		for rows.Next() {
 			var e expired
-			if err := rows.Scan(&e.id, &e.attempt, &e.max); err != nil {
+			if err := rows.Scan(&e.id, &e.attempt, &e.max, &e.agent); err != nil {
 				rows.Close()
 				return err
 			}
@@ -338,8 +343,9 @@ func (db *DB) ExpireLeases(ctx context.Context, now time.Time) ([]int64, error) 
 					nanos(now), e.id)
 			} else {
 				_, err = tx.ExecContext(ctx, `UPDATE jobs SET state = 'queued', agent_id = NULL, nonce = '',
-					lease_expires = NULL, stage = '', reason = ? WHERE id = ?`,
-					fmt.Sprintf("lease expired on attempt %d of %d", e.attempt, e.max), e.id)
+					lease_expires = NULL, stage = '', reason = ?, retry_agent_id = ?, requeued_at = ? WHERE id = ?`,
+					fmt.Sprintf("lease expired on attempt %d of %d (agent %d stopped heartbeating)", e.attempt, e.max, e.agent),
+					e.agent, nanos(now), e.id)
 			}
 			if err != nil {
 				return err
@@ -382,8 +388,9 @@ func (db *DB) CompleteJob(ctx context.Context, r store.Result, now time.Time) (s
 		switch {
 		case r.Verdict == dep8.VerdictTmpfail && left:
 			_, err = tx.ExecContext(ctx, `UPDATE jobs SET state = 'queued', agent_id = NULL, nonce = '',
-				lease_expires = NULL, stage = '', transport = ?, reason = ? WHERE id = ?`,
-				r.Transport, fmt.Sprintf("tmpfail on attempt %d of %d (exit code %d)", j.Attempt, j.MaxAttempts, r.ExitCode), j.ID)
+				lease_expires = NULL, stage = '', transport = ?, reason = ?, retry_agent_id = ?, requeued_at = ? WHERE id = ?`,
+				r.Transport, fmt.Sprintf("tmpfail on attempt %d of %d (exit code %d)", j.Attempt, j.MaxAttempts, r.ExitCode),
+				r.AgentID, nanos(now), j.ID)
 		case r.Verdict == dep8.VerdictTmpfail:
 			_, err = tx.ExecContext(ctx, `UPDATE jobs SET state = 'done', verdict = ?, lease_expires = NULL,
 				transport = ?, reason = ?, finished_at = ? WHERE id = ?`,
@@ -429,12 +436,12 @@ func validResult(r store.Result) error {
 func insertResult(ctx context.Context, tx *sql.Tx, r store.Result, now time.Time) error {
 	h := r.Harness
 	res, err := tx.ExecContext(ctx, `INSERT INTO results (job_id, attempt, agent_id, verdict, exit_code,
-		agent_version, autopkgtest_version, backend, image_digest, envelope, transport, created_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		agent_version, autopkgtest_version, backend, image_digest, envelope, transport, idempotency_key, created_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		r.JobID, r.Attempt, r.AgentID, r.Verdict, r.ExitCode,
-		h.AgentVersion, h.AutopkgtestVersion, h.Backend, h.ImageDigest, r.Envelope, r.Transport, nanos(now))
+		h.AgentVersion, h.AutopkgtestVersion, h.Backend, h.ImageDigest, r.Envelope, r.Transport, r.IdempotencyKey, nanos(now))
 	if isUnique(err) {
-		return fmt.Errorf("%w: job %d attempt %d already has a result", store.ErrStaleLease, r.JobID, r.Attempt)
+		return fmt.Errorf("%w: job %d attempt %d already has a result, or the result was stored before", store.ErrStaleLease, r.JobID, r.Attempt)
 	}
 	if err != nil {
 		return err
@@ -481,7 +488,7 @@ func (db *DB) CancelJob(ctx context.Context, id int64, now time.Time) (store.Job
 }
 
 const resultSelect = `SELECT id, job_id, attempt, agent_id, verdict, exit_code,
-	agent_version, autopkgtest_version, backend, image_digest, envelope, transport, created_at
+	agent_version, autopkgtest_version, backend, image_digest, envelope, transport, idempotency_key, created_at
 	FROM results`
 
 // readResults returns the results selected by where, with their tests and
@@ -498,7 +505,7 @@ func readResults(ctx context.Context, tx *sql.Tx, where string, args ...any) ([]
 		var id, created int64
 		h := &r.Harness
 		if err := rows.Scan(&id, &r.JobID, &r.Attempt, &r.AgentID, &r.Verdict, &r.ExitCode,
-			&h.AgentVersion, &h.AutopkgtestVersion, &h.Backend, &h.ImageDigest, &r.Envelope, &r.Transport, &created); err != nil {
+			&h.AgentVersion, &h.AutopkgtestVersion, &h.Backend, &h.ImageDigest, &r.Envelope, &r.Transport, &r.IdempotencyKey, &created); err != nil {
 			rows.Close()
 			return nil, err
 		}
@@ -575,6 +582,26 @@ func (db *DB) LatestResult(ctx context.Context, jobID int64) (store.Result, erro
 	}
 	if len(out) == 0 {
 		return store.Result{}, fmt.Errorf("%w: result of job %d", store.ErrNotFound, jobID)
+	}
+	return out[0], nil
+}
+
+// ResultByKey implements store.Store.
+func (db *DB) ResultByKey(ctx context.Context, key string) (store.Result, error) {
+	if key == "" {
+		return store.Result{}, fmt.Errorf("%w: result with an empty key", store.ErrNotFound)
+	}
+	var out []store.Result
+	err := db.read(ctx, func(tx *sql.Tx) error {
+		var err error
+		out, err = readResults(ctx, tx, `WHERE idempotency_key = ?`, key)
+		return err
+	})
+	if err != nil {
+		return store.Result{}, err
+	}
+	if len(out) == 0 {
+		return store.Result{}, fmt.Errorf("%w: result with key %s", store.ErrNotFound, key)
 	}
 	return out[0], nil
 }

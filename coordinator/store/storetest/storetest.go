@@ -47,6 +47,9 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Tmpfail", testTmpfail},
 		{"CancelJob", testCancelJob},
 		{"Results", testResults},
+		{"IdempotentResults", testIdempotentResults},
+		{"RetryElsewhere", testRetryElsewhere},
+		{"PauseAgent", testPauseAgent},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {
