@@ -150,7 +150,7 @@ func (g *Gateway) accept(ctx, actx context.Context, srv *protocol.Server, l tran
 }
 
 func (g *Gateway) reapLeases(ctx context.Context) {
-	t := time.NewTicker(g.cfg.LeaseTTL / 6)
+	t := time.NewTicker(g.reapEvery())
 	defer t.Stop()
 	for {
 		select {
@@ -173,6 +173,15 @@ func (g *Gateway) reapLeases(ctx context.Context) {
 // HeartbeatInterval is a third of the lease TTL, so two heartbeats may be
 // lost before a lease expires.
 func (g *Gateway) HeartbeatInterval() time.Duration { return g.cfg.LeaseTTL / 3 }
+
+// reapEvery is how often expired leases are looked for: a tenth of a
+// heartbeat interval, at least 100ms.
+func (g *Gateway) reapEvery() time.Duration { return max(g.HeartbeatInterval()/10, 100*time.Millisecond) }
+
+// leaseLife is how long a lease or heartbeat keeps a job: the TTL less one
+// reaping period, so a job whose agent vanished is queued again at most
+// three heartbeat intervals after its last heartbeat (or its lease).
+func (g *Gateway) leaseLife() time.Duration { return g.cfg.LeaseTTL - g.reapEvery() }
 
 // Hello implements protocol.Handler.
 func (g *Gateway) Hello(ctx context.Context, req protocol.Hello) (protocol.HelloReply, error) {
@@ -374,7 +383,7 @@ func (g *Gateway) lease(ctx context.Context, a store.Agent, caps protocol.Capabi
 		AgentID:        a.ID,
 		Arch:           caps.Arch,
 		Releases:       caps.Releases,
-		TTL:            g.cfg.LeaseTTL,
+		TTL:            g.leaseLife(),
 		Now:            now,
 		Nonce:          hex.EncodeToString(nonce),
 		RetryElsewhere: max(g.cfg.RetryElsewhere, 0),
@@ -419,7 +428,7 @@ func (g *Gateway) Heartbeat(ctx context.Context, token string, req protocol.Hear
 		return protocol.HeartbeatReply{}, err
 	}
 	now := g.cfg.Now()
-	until := now.Add(g.cfg.LeaseTTL)
+	until := now.Add(g.leaseLife())
 	stage := req.Stage
 	if len(stage) > 32 {
 		stage = stage[:32]

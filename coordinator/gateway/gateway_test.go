@@ -676,3 +676,49 @@ func TestAbandonedLeaseTakesNoJob(t *testing.T) {
 		t.Fatalf("Lease by a waiting agent = %+v, %v; want job %d attempt 1 (job is %s, attempt %d, agent %v)", r.Job, err, j.ID, got.State, got.Attempt, got.AgentID)
 	}
 }
+
+// TestVanishedAgentRequeuedInThreeHeartbeats checks the lease arithmetic:
+// a lease survives two lost heartbeats, and the job of an agent that
+// vanished is queued again, reaping delay included, no later than three
+// heartbeat intervals after its last sign of life.
+func TestVanishedAgentRequeuedInThreeHeartbeats(t *testing.T) {
+	e := newEnv(t, 0)
+	c := e.dial()
+	_, tok := e.approvedAgent(c, "alice")
+	e.submit("hello")
+	hb := e.gw.HeartbeatInterval()
+	check := func(what string, last, expires time.Time) {
+		t.Helper()
+		if worst := expires.Add(e.gw.reapEvery()); worst.After(last.Add(3 * hb)) {
+			t.Errorf("%s at %v: lease expires %v, requeued by %v, later than three heartbeat intervals (%v)", what, last, expires, worst, 3*hb)
+		}
+		if !expires.After(last.Add(2 * hb)) {
+			t.Errorf("%s at %v: lease expires %v, before two lost heartbeats", what, last, expires)
+		}
+	}
+	leasedAt := e.clock.Now()
+	j := e.lease(c, tok)
+	if j.HeartbeatInterval != hb {
+		t.Errorf("job heartbeat interval = %v, want %v", j.HeartbeatInterval, hb)
+	}
+	check("lease", leasedAt, j.LeaseExpires)
+
+	e.clock.Advance(hb)
+	beatAt := e.clock.Now()
+	r, err := c.Heartbeat(t.Context(), tok, protocol.HeartbeatRequest{JobID: j.ID, Attempt: j.Attempt})
+	if err != nil {
+		t.Fatalf("Heartbeat = %v", err)
+	}
+	check("heartbeat", beatAt, r.LeaseExpires)
+
+	// The agent vanishes: the reaper, running late by one period, finds
+	// the lease expired within three intervals of the last heartbeat.
+	ids, err := e.db.ExpireLeases(t.Context(), r.LeaseExpires)
+	if err != nil || len(ids) != 1 || ids[0] != j.ID {
+		t.Fatalf("ExpireLeases at the lease's end = %v, %v; want [%d]", ids, err, j.ID)
+	}
+	job, err := e.db.Job(t.Context(), j.ID)
+	if err != nil || job.State != store.JobQueued || !strings.Contains(job.Reason, "lease expired") {
+		t.Errorf("job after expiry = %s, reason %q (err %v); want queued, saying the lease expired", job.State, job.Reason, err)
+	}
+}
