@@ -23,6 +23,7 @@ import (
 
 	"github.com/sparegrid/sparegrid/agent/image"
 	"github.com/sparegrid/sparegrid/agent/internal/procgroup"
+	"github.com/sparegrid/sparegrid/agent/recovery"
 	"github.com/sparegrid/sparegrid/shared/dep8"
 )
 
@@ -88,6 +89,13 @@ type Spec struct {
 	// Grace is how long autopkgtest gets after SIGTERM on cancellation;
 	// zero means DefaultGrace.
 	Grace time.Duration
+	// RunRecord, when set, is an absolute path where Run keeps a
+	// recovery.Record of autopkgtest's process group from right after
+	// autopkgtest starts until the whole group is gone, so that an agent
+	// restarted after a crash can end a group it left running. A run
+	// whose record cannot be written is killed at once and fails with
+	// ErrStart.
+	RunRecord string
 }
 
 // Outcome is what one autopkgtest run produced.
@@ -204,6 +212,8 @@ func checkSpec(spec Spec) error {
 		return fmt.Errorf("%w: image path %q is not absolute", ErrBadSpec, spec.Image.Path)
 	case spec.Timeout < 0:
 		return fmt.Errorf("%w: negative timeout", ErrBadSpec)
+	case spec.RunRecord != "" && !filepath.IsAbs(spec.RunRecord):
+		return fmt.Errorf("%w: run record %q is not an absolute path", ErrBadSpec, spec.RunRecord)
 	}
 	for _, tr := range spec.Triggers {
 		if !dep8.ValidTrigger(tr) {
@@ -291,8 +301,13 @@ func run(ctx context.Context, spec Spec, out Outcome, unpackDir, tmpDir string) 
 	}
 
 	start := time.Now()
-	code, cancelled, err := runAutopkgtest(ctx, args, tmpDir, logw, grace)
+	code, cancelled, err := runAutopkgtest(ctx, args, tmpDir, logw, grace, spec.RunRecord)
 	out.Duration = time.Since(start)
+	if spec.RunRecord != "" {
+		if rerr := os.Remove(spec.RunRecord); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
+			out.Notes = append(out.Notes, "runner: cannot remove run record: "+rerr.Error())
+		}
+	}
 	if cancelled {
 		out.Verdict = dep8.VerdictCancelled
 		return out, fmt.Errorf("%w: %w", ErrCancelled, context.Cause(ctx))
@@ -304,6 +319,7 @@ func run(ctx context.Context, spec Spec, out Outcome, unpackDir, tmpDir string) 
 	read.AutopkgtestVersion = out.AutopkgtestVersion
 	read.Args = out.Args
 	read.Duration = out.Duration
+	read.Notes = append(read.Notes, out.Notes...)
 	checkVersion(&read, spec)
 	return read, nil
 }
@@ -368,13 +384,19 @@ func checkOutputDir(dir string) error {
 // runAutopkgtest runs args with TMPDIR set to tmpDir and output to w, and
 // returns the exit code, or -1 when the process did not exit by itself.
 // autopkgtest leaves temporary files behind when it is killed; with its
-// own TMPDIR they go when the run's work directory is removed.
-func runAutopkgtest(ctx context.Context, args []string, tmpDir string, w io.Writer, grace time.Duration) (code int, cancelled bool, err error) {
+// own TMPDIR they go when the run's work directory is removed. When
+// record is set, the process group's run record is written there as soon
+// as autopkgtest has started; the caller removes it.
+func runAutopkgtest(ctx context.Context, args []string, tmpDir string, w io.Writer, grace time.Duration, record string) (code int, cancelled bool, err error) {
 	cmd := exec.Command(args[0], args[1:]...)
 	cmd.Env = append(os.Environ(), "TMPDIR="+tmpDir)
 	cmd.Stdout = w
 	cmd.Stderr = w
-	cancelled, err = procgroup.Run(ctx, cmd, grace)
+	opts := procgroup.RunOptions{Grace: grace}
+	if record != "" {
+		opts.OnStart = func(pid int) error { return recovery.WriteRecord(record, pid) }
+	}
+	cancelled, err = procgroup.RunWith(ctx, cmd, opts)
 	if cancelled {
 		return -1, true, nil
 	}

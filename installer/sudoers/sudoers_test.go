@@ -50,7 +50,12 @@ var needed = []string{
 	"/usr/sbin/dmsetup ls",
 	"/usr/sbin/dmsetup table sparegrid-tb-0123456789abcdef",
 	"/usr/bin/autopkgtest-virt-sparegrid overlay --base /var/lib/sparegrid/images/bookworm",
+	cleanupCommand,
 }
+
+// cleanupCommand is what the agent's recovery runs through sudo after a
+// crash.
+const cleanupCommand = "/usr/bin/autopkgtest-virt-sparegrid overlay --cleanup"
 
 // Commands that must stay out of reach: other guests and volumes, other
 // device-mapper tables, paths out of our directories, extra arguments.
@@ -82,6 +87,7 @@ var hostile = []string{
 	"/usr/sbin/dmsetup remove_all",
 	"/usr/sbin/dmsetup ls --tree",
 	"/usr/bin/autopkgtest-virt-sparegrid xenlvm --vg sparegrid",
+	"/usr/bin/autopkgtest-virt-sparegrid xenlvm --cleanup --vg sparegrid",
 	"/usr/bin/sh -c id",
 }
 
@@ -95,6 +101,22 @@ func TestRulesAllowWhatIsNeeded(t *testing.T) {
 			t.Errorf("Allowed(nobody, %q) = true, want false", c)
 		}
 	}
+}
+
+// TestCleanupRuleIsPinned checks that the cleanup mode has a rule of its
+// own that takes no options, so that it stays allowed, and no more, if the
+// rule for the whole overlay server is narrowed.
+func TestCleanupRuleIsPinned(t *testing.T) {
+	argv := strings.Fields(cleanupCommand)
+	for _, r := range agent(t) {
+		if r.User != "sparegrid" || !r.Allows(argv) {
+			continue
+		}
+		if !r.Allows(append(argv, "--workdir", "/")) {
+			return
+		}
+	}
+	t.Errorf("no rule allows exactly %q", cleanupCommand)
 }
 
 func TestRulesRefuseEscapes(t *testing.T) {

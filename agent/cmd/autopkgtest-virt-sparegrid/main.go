@@ -1,7 +1,9 @@
 // Command autopkgtest-virt-sparegrid is sparegrid's autopkgtest virt
 // server. autopkgtest runs it for "autopkgtest ... -- sparegrid BACKEND
 // [options]", finding it on PATH by its autopkgtest-virt- prefix, and
-// speaks the virt-server protocol with it on stdin and stdout.
+// speaks the virt-server protocol with it on stdin and stdout. The agent
+// runs "autopkgtest-virt-sparegrid BACKEND --cleanup [options]" after a
+// crash to remove what dead servers of that backend left behind.
 //
 // It picks a backend from its table and hands it to package virt; it must
 // not hold protocol or testbed logic of its own.
@@ -45,11 +47,37 @@ var (
 // factory builds a backend from the arguments after its name.
 type factory func(args []string) (testbed.Backend, error)
 
-func backends() map[string]factory {
-	return map[string]factory{
-		"overlay": overlay.FromArgs,
-		"xenlvm":  xenlvm.FromArgs,
+// cleaner removes what crashed servers of a backend left behind, given the
+// arguments after cleanupArg.
+type cleaner func(ctx context.Context, args []string) error
+
+// backend is an entry of the backend table; cleanup is nil for a backend
+// without a cleanup mode.
+type backend struct {
+	open    factory
+	cleanup cleaner
+}
+
+// cleanupArg, right after the backend's name, selects cleanup mode. The
+// agent's recovery spells it the same way (recovery.CleanupArg).
+const cleanupArg = "--cleanup"
+
+func backends() map[string]backend {
+	return map[string]backend{
+		"overlay": {open: overlay.FromArgs, cleanup: overlay.CleanupFromArgs},
+		"xenlvm":  {open: xenlvm.FromArgs, cleanup: cleanupXenLVM},
 	}
+}
+
+// cleanupXenLVM runs a xenlvm backend's Cleanup; it needs the same
+// arguments as a server, which name the volume group and the host
+// commands.
+func cleanupXenLVM(ctx context.Context, args []string) error {
+	b, err := xenlvm.FromArgs(args)
+	if err != nil {
+		return err
+	}
+	return b.Cleanup(ctx)
 }
 
 // signalError is the cause of a cancellation by a signal.
@@ -79,9 +107,13 @@ func main() {
 	os.Exit(run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr, os.Getenv, backends()))
 }
 
-// run serves one autopkgtest session and returns the exit status.
+// run serves one autopkgtest session, or runs a backend's cleanup, and
+// returns the exit status.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer,
-	getenv func(string) string, table map[string]factory) int {
+	getenv func(string) string, table map[string]backend) int {
+	if len(args) > 1 && args[1] == cleanupArg {
+		return cleanup(ctx, args[0], args[2:], stderr, table)
+	}
 	b, srv, err := setup(args, getenv, table)
 	switch {
 	case errors.Is(err, errHelp):
@@ -105,7 +137,26 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	return exitFatal
 }
 
-func setup(args []string, getenv func(string) string, table map[string]factory) (testbed.Backend, *virt.Server, error) {
+// cleanup runs the cleanup mode of backend name with args.
+func cleanup(ctx context.Context, name string, args []string, stderr io.Writer, table map[string]backend) int {
+	be, ok := table[name]
+	switch {
+	case !ok:
+		fmt.Fprintf(stderr, "%v %q\n", errUnknownBackend, name)
+		fmt.Fprint(stderr, usage(table))
+		return exitUsage
+	case be.cleanup == nil:
+		fmt.Fprintf(stderr, "%v: backend %q has no %s mode\n", errUsage, name, cleanupArg)
+		return exitUsage
+	}
+	if err := be.cleanup(ctx, args); err != nil {
+		fmt.Fprintf(stderr, "%s: %s %s: %v\n", prog, name, cleanupArg, err)
+		return exitFatal
+	}
+	return exitOK
+}
+
+func setup(args []string, getenv func(string) string, table map[string]backend) (testbed.Backend, *virt.Server, error) {
 	if len(args) == 0 {
 		return nil, nil, fmt.Errorf("%w: no backend given", errUsage)
 	}
@@ -115,7 +166,7 @@ func setup(args []string, getenv func(string) string, table map[string]factory) 
 	case strings.HasPrefix(name, "-"):
 		return nil, nil, fmt.Errorf("%w: unknown option %q before the backend", errUsage, name)
 	}
-	f, ok := table[args[0]]
+	be, ok := table[args[0]]
 	if !ok {
 		return nil, nil, fmt.Errorf("%w %q", errUnknownBackend, args[0])
 	}
@@ -127,30 +178,35 @@ func setup(args []string, getenv func(string) string, table map[string]factory) 
 		}
 		srv.CopyTimeout = time.Duration(n) * time.Second
 	}
-	b, err := f(args[1:])
+	b, err := be.open(args[1:])
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %s: %w", prog, args[0], err)
 	}
 	return b, srv, nil
 }
 
-func usage(table map[string]factory) string {
+func usage(table map[string]backend) string {
 	names := make([]string, 0, len(table))
 	for n := range table {
 		names = append(names, n)
 	}
 	slices.Sort(names)
-	return fmt.Sprintf(`Usage: %s BACKEND [BACKEND OPTIONS]
+	return fmt.Sprintf(`Usage: %[1]s BACKEND [BACKEND OPTIONS]
+       %[1]s BACKEND %[3]s [BACKEND OPTIONS]
 
 sparegrid's autopkgtest virtualisation server. autopkgtest runs it as
   autopkgtest [options] PACKAGE -- sparegrid BACKEND [BACKEND OPTIONS]
 and talks to it on stdin and stdout.
 
-Backends: %s
+With %[3]s it only removes the testbeds that crashed servers of BACKEND
+left behind, and exits. overlay takes --workdir there; xenlvm the options
+it is served with.
+
+Backends: %[2]s
 
 The environment variable AUTOPKGTEST_VIRT_COPY_TIMEOUT (seconds, set by
 autopkgtest) bounds each copy into or out of the testbed.
-`, prog, strings.Join(names, ", "))
+`, prog, strings.Join(names, ", "), cleanupArg)
 }
 
 func signalStatus(sig os.Signal) int {

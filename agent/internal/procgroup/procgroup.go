@@ -11,6 +11,7 @@ package procgroup
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os/exec"
 	"syscall"
 	"time"
@@ -21,16 +22,37 @@ import (
 // group is gone, in case something outside the group holds the pipe.
 const waitDelay = 5 * time.Second
 
-// Run starts cmd as the leader of a new process group and waits for it.
-// When ctx is done first it sends the group SIGTERM, then SIGKILL after
-// grace, and reports cancelled. err is what cmd.Wait returned; it may wrap
-// exec.ErrWaitDelay when something outside the group held cmd's output
-// open.
+// ErrOnStart wraps the error of a RunOptions.OnStart hook.
+var ErrOnStart = errors.New("procgroup: start hook failed")
+
+// RunOptions configures RunWith.
+type RunOptions struct {
+	// Grace is how long the group has between SIGTERM and SIGKILL when
+	// ctx is done.
+	Grace time.Duration
+	// OnStart, when set, is called with the leader's pid (which is also
+	// the group id) right after the command started, while the leader
+	// cannot yet have been reaped. When it returns an error the group is
+	// killed at once and RunWith returns that error wrapped in
+	// ErrOnStart.
+	OnStart func(pid int) error
+}
+
+// Run is RunWith with only a grace period.
+func Run(ctx context.Context, cmd *exec.Cmd, grace time.Duration) (cancelled bool, err error) {
+	return RunWith(ctx, cmd, RunOptions{Grace: grace})
+}
+
+// RunWith starts cmd as the leader of a new process group and waits for
+// it. When ctx is done first it sends the group SIGTERM, then SIGKILL
+// after opts.Grace, and reports cancelled. err is what cmd.Wait returned;
+// it may wrap exec.ErrWaitDelay when something outside the group held
+// cmd's output open.
 //
 // Once the leader has exited, and before it is reaped, the rest of the
 // group gets SIGKILL. While the leader is an unreaped zombie its process
 // group id cannot be reused, so this never signals an unrelated process.
-func Run(ctx context.Context, cmd *exec.Cmd, grace time.Duration) (cancelled bool, err error) {
+func RunWith(ctx context.Context, cmd *exec.Cmd, opts RunOptions) (cancelled bool, err error) {
 	if cmd.SysProcAttr == nil {
 		cmd.SysProcAttr = &syscall.SysProcAttr{}
 	}
@@ -43,13 +65,23 @@ func Run(ctx context.Context, cmd *exec.Cmd, grace time.Duration) (cancelled boo
 	exited := make(chan error, 1)
 	go func() { exited <- waitExited(pgid) }()
 
+	if opts.OnStart != nil {
+		if herr := opts.OnStart(pgid); herr != nil {
+			_ = syscall.Kill(-pgid, syscall.SIGKILL)
+			<-exited
+			_ = syscall.Kill(-pgid, syscall.SIGKILL)
+			_ = cmd.Wait()
+			return false, fmt.Errorf("%w: %w", ErrOnStart, herr)
+		}
+	}
+
 	var waitErr error
 	select {
 	case waitErr = <-exited:
 	case <-ctx.Done():
 		cancelled = true
 		_ = syscall.Kill(-pgid, syscall.SIGTERM)
-		timer := time.NewTimer(grace)
+		timer := time.NewTimer(opts.Grace)
 		select {
 		case waitErr = <-exited:
 		case <-timer.C:

@@ -2,6 +2,7 @@ package procgroup
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os/exec"
 	"path/filepath"
@@ -66,5 +67,47 @@ func TestRunStartFailure(t *testing.T) {
 	cancelled, err := Run(t.Context(), cmd, time.Second)
 	if cancelled || err == nil {
 		t.Errorf("Run(missing binary) = %v, %v, want false and an error", cancelled, err)
+	}
+}
+
+func TestRunWithOnStart(t *testing.T) {
+	hookErr := errors.New("cannot record")
+	tests := []struct {
+		name    string
+		hookErr error
+	}{
+		{"hook succeeds", nil},
+		{"hook fails, group killed", hookErr},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			marker := proctest.SleepArg()
+			script := fmt.Sprintf("sleep %[1]s & sleep %[1]s & exit 0", marker)
+			if tt.hookErr != nil {
+				script = fmt.Sprintf("sleep %[1]s & sleep %[1]s", marker)
+			}
+			cmd := exec.Command("sh", "-c", script)
+			var got int
+			cancelled, err := RunWith(t.Context(), cmd, RunOptions{
+				Grace: time.Second,
+				OnStart: func(pid int) error {
+					got = pid
+					return tt.hookErr
+				},
+			})
+			if got != cmd.Process.Pid {
+				t.Errorf("OnStart pid = %d, want %d", got, cmd.Process.Pid)
+			}
+			if cancelled {
+				t.Errorf("RunWith cancelled = true, want false")
+			}
+			if tt.hookErr != nil && (!errors.Is(err, ErrOnStart) || !errors.Is(err, tt.hookErr)) {
+				t.Errorf("RunWith error = %v, want %v and %v", err, ErrOnStart, tt.hookErr)
+			}
+			if tt.hookErr == nil && err != nil {
+				t.Errorf("RunWith error = %v, want nil", err)
+			}
+			proctest.WaitGone(t, proctest.ArgContains(marker))
+		})
 	}
 }

@@ -171,6 +171,28 @@ func FromArgs(args []string) (testbed.Backend, error) {
 	return b, nil
 }
 
+// CleanupFromArgs runs Cleanup for a server started only to clean up, so
+// without a root filesystem. Its only option is --workdir DIR, as in
+// FromArgs.
+func CleanupFromArgs(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("overlay", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	var workDir string
+	fs.StringVar(&workDir, "workdir", DefaultWorkDir, "directory for the testbeds' upper layers")
+	if err := fs.Parse(args); err != nil {
+		return fmt.Errorf("%w: %w", ErrUsage, err)
+	}
+	if fs.NArg() != 0 {
+		return fmt.Errorf("%w: unexpected argument %q", ErrUsage, fs.Arg(0))
+	}
+	abs, err := filepath.Abs(workDir)
+	if err != nil {
+		return fmt.Errorf("overlay: %w", err)
+	}
+	b := &Backend{opts: Options{WorkDir: abs, CgroupRoot: "/sys/fs/cgroup"}}
+	return b.Cleanup(ctx)
+}
+
 // mountablePath rejects paths that overlayfs's option syntax cannot carry.
 func mountablePath(p string) error {
 	if strings.ContainsAny(p, ",:\\\n") {
