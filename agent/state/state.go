@@ -28,6 +28,9 @@ const (
 	CAFile    = "ca.pem"
 	ImagesDir = "images"
 	WorkDir   = "work"
+	// OutboxDir holds finished results until the coordinator acknowledges
+	// them; see package worker.
+	OutboxDir = "outbox"
 )
 
 // Errors returned by this package; match them with errors.Is.

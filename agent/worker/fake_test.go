@@ -37,6 +37,10 @@ type fakeCoordinator struct {
 	heartbeat func(protocol.HeartbeatRequest) (protocol.HeartbeatReply, error)
 	result    func(n int) error // n counts Result calls from 1
 	resultN   int
+	upload    func(protocol.BlobHeader) error
+	// duplicate makes Result acknowledge without storing, as for a
+	// result stored before.
+	duplicate bool
 	// resulted is closed after the first stored result.
 	resulted chan struct{}
 }
@@ -104,6 +108,10 @@ func (f *fakeCoordinator) Lease(ctx context.Context, token string, req protocol.
 	}
 	f.mu.Lock()
 	f.leases = append(f.leases, req)
+	if req.Paused != "" {
+		f.mu.Unlock()
+		return protocol.LeaseReply{}, nil
+	}
 	if len(f.jobs) > 0 {
 		j := f.jobs[0]
 		f.jobs = f.jobs[1:]
@@ -132,6 +140,14 @@ func (f *fakeCoordinator) Heartbeat(ctx context.Context, token string, req proto
 func (f *fakeCoordinator) UploadBlob(ctx context.Context, token string, hdr protocol.BlobHeader, r io.Reader) (protocol.BlobReceipt, error) {
 	if err := f.checkToken(token); err != nil {
 		return protocol.BlobReceipt{}, err
+	}
+	f.mu.Lock()
+	hook := f.upload
+	f.mu.Unlock()
+	if hook != nil {
+		if err := hook(hdr); err != nil {
+			return protocol.BlobReceipt{}, err
+		}
 	}
 	b, err := io.ReadAll(io.LimitReader(r, hdr.Size))
 	if err != nil {
@@ -173,6 +189,9 @@ func (f *fakeCoordinator) Result(ctx context.Context, token string, req protocol
 		if err := f.result(f.resultN); err != nil {
 			return protocol.ResultReply{}, err
 		}
+	}
+	if f.duplicate {
+		return protocol.ResultReply{Verdict: "pass", Duplicate: true}, nil
 	}
 	f.results = append(f.results, req)
 	if len(f.results) == 1 {

@@ -2,8 +2,6 @@ package worker
 
 import (
 	"context"
-	"crypto/ed25519"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -18,7 +16,6 @@ import (
 	"github.com/sparegrid/sparegrid/agent/state"
 	"github.com/sparegrid/sparegrid/shared/dep8"
 	"github.com/sparegrid/sparegrid/shared/protocol"
-	"github.com/sparegrid/sparegrid/shared/sign"
 	"github.com/sparegrid/sparegrid/shared/version"
 )
 
@@ -35,6 +32,9 @@ const (
 	sourceDir = "src"
 	outputDir = "out"
 	logName   = runner.LogFile
+	// runRecord names the running autopkgtest's process group, so that an
+	// agent restarted after a crash can stop it (see package recovery).
+	runRecord = "run.json"
 )
 
 // tmpfailExit is autopkgtest's "unexpected failure" exit code, recorded when
@@ -151,18 +151,24 @@ func (w *Worker) runJob(ctx context.Context, job *protocol.Job) {
 		log.Warn("job abandoned, nothing reported", "cause", cause)
 		return
 	}
+	w.noteOutcome(j, ex)
 	j.setStage(StageUploading)
-	rctx, rcancel := j.reportContext(ctx, w.ReportTimeout)
-	defer rcancel()
-	reply, err := w.report(rctx, j, ex)
+	entry, err := w.prepareResult(j, ex, filepath.Join(j.dir, outputDir))
 	if err != nil {
-		if errors.Is(err, protocol.ErrStaleLease) {
-			j.drop(err)
-		}
-		log.Error("job not reported", "err", err)
+		log.Error("job not reported: cannot make its result", "err", err)
 		return
 	}
-	log.Info("job reported", "verdict", reply.Verdict, "exit_code", ex.outcome.ExitCode)
+	rctx, rcancel := j.reportContext(ctx, w.ReportTimeout)
+	defer rcancel()
+	reply, err := w.send(rctx, entry)
+	if errors.Is(err, protocol.ErrStaleLease) {
+		j.drop(err)
+	}
+	if !w.settle(entry, err, log) || err != nil {
+		log.Error("job not reported", "err", err, "kept", entry.dir != "" && !protocol.Permanent(err))
+		return
+	}
+	log.Info("job reported", "verdict", reply.Verdict, "exit_code", ex.outcome.ExitCode, "duplicate", reply.Duplicate)
 }
 
 // execute fetches the source, if any, and runs the test. Failures of the
@@ -218,6 +224,7 @@ func (w *Worker) execute(ctx context.Context, j *jobRun) execution {
 		Log:        w.RunnerLog,
 		VirtServer: w.VirtServer,
 		Sudo:       w.Sudo,
+		RunRecord:  filepath.Join(j.dir, runRecord),
 	}
 	if srcPath != "" {
 		// The runner takes either an archive package or a source.
@@ -274,59 +281,6 @@ func (w *Worker) fetchSource(ctx context.Context, j *jobRun) (string, error) {
 		return "", fmt.Errorf("source entry %q: %w", src.Entry, err)
 	}
 	return path, nil
-}
-
-// keyID names the agent's key in signed results.
-func (w *Worker) keyID() string {
-	return sign.KeyID(w.Key.Public().(ed25519.PublicKey))
-}
-
-// report uploads the run's files, signs the result and sends it.
-func (w *Worker) report(ctx context.Context, j *jobRun, ex execution) (protocol.ResultReply, error) {
-	var reply protocol.ResultReply
-	out := filepath.Join(j.dir, outputDir)
-	if len(ex.infraNotes) > 0 {
-		if err := appendNotes(out, ex.infraNotes); err != nil {
-			j.log.Warn("cannot record notes in the log", "err", err)
-		}
-	}
-	blobs, err := w.uploadAll(ctx, j, out)
-	if err != nil {
-		return reply, err
-	}
-	job := j.job
-	tr := sign.TestResult{
-		JobID:      job.ID,
-		Attempt:    job.Attempt,
-		Nonce:      job.Nonce,
-		Package:    job.Package,
-		Version:    job.Version,
-		Release:    job.Release,
-		Arch:       job.Arch,
-		Triggers:   job.Triggers,
-		ExitCode:   ex.outcome.ExitCode,
-		Verdict:    ex.outcome.Verdict,
-		Tests:      ex.outcome.Tests,
-		Harness:    ex.harness,
-		Agent:      sign.AgentRef{ID: w.AgentID, KeyID: w.keyID()},
-		Blobs:      blobs,
-		StartedAt:  ex.started.UTC(),
-		FinishedAt: ex.finished.UTC(),
-	}
-	env, err := sign.SignResult(w.Key, tr)
-	if err != nil {
-		return reply, fmt.Errorf("worker: sign result: %w", err)
-	}
-	body, err := json.Marshal(env)
-	if err != nil {
-		return reply, fmt.Errorf("worker: encode envelope: %w", err)
-	}
-	err = w.call(ctx, w.CallRetries, func(ctx context.Context, c Conn, token string) error {
-		var err error
-		reply, err = c.Result(ctx, token, protocol.ResultRequest{JobID: job.ID, Attempt: job.Attempt, Envelope: body})
-		return err
-	})
-	return reply, err
 }
 
 // appendNotes adds the agent's notes about an infrastructure failure to the

@@ -112,6 +112,22 @@ type Worker struct {
 	// CallRetries bounds attempts at one upload or report.
 	CallRetries int
 
+	// MaxInfraFailures is how many infrastructure failures (tmpfail
+	// results) in a row pause the agent for PauseFor; 0 means
+	// DefaultMaxInfraFailures, negative never pauses.
+	MaxInfraFailures int
+	// PauseFor is how long such a pause lasts (default DefaultPauseFor).
+	PauseFor time.Duration
+	// MinFreeDisk pauses the agent while less than this many bytes are
+	// free in StateDir; 0 means DefaultMinFreeDisk, negative never.
+	MinFreeDisk int64
+	// FreeDisk returns the bytes free in the file system holding a path;
+	// nil means statfs.
+	FreeDisk func(path string) (int64, error)
+	// PauseCheck is how often a paused agent checks again and tells the
+	// coordinator (default DefaultPauseCheck).
+	PauseCheck time.Duration
+
 	initOnce    sync.Once
 	draining    context.Context
 	drainCancel context.CancelFunc
@@ -122,6 +138,13 @@ type Worker struct {
 	conn    Conn
 	// connFailures counts consecutive transport failures on conn.
 	connFailures int
+	// infraFailures counts tmpfail results in a row; lastInfra says what
+	// the last one was; pausedUntil ends a pause they caused.
+	infraFailures int
+	lastInfra     string
+	pausedUntil   time.Time
+	// pauseShown is the pause reason last logged.
+	pauseShown string
 }
 
 func (w *Worker) init() {
@@ -162,6 +185,21 @@ func (w *Worker) init() {
 		if w.CallRetries <= 0 {
 			w.CallRetries = DefaultCallRetries
 		}
+		if w.MaxInfraFailures == 0 {
+			w.MaxInfraFailures = DefaultMaxInfraFailures
+		}
+		if w.PauseFor <= 0 {
+			w.PauseFor = DefaultPauseFor
+		}
+		if w.MinFreeDisk == 0 {
+			w.MinFreeDisk = DefaultMinFreeDisk
+		}
+		if w.FreeDisk == nil {
+			w.FreeDisk = statfsFree
+		}
+		if w.PauseCheck <= 0 {
+			w.PauseCheck = DefaultPauseCheck
+		}
 	})
 }
 
@@ -176,7 +214,10 @@ func (w *Worker) Drain() {
 func (w *Worker) isDraining() bool { return w.draining.Err() != nil }
 
 // Run leases and runs jobs, one at a time, until Drain is called, ctx is
-// done, or (with Once) one job has been handled; then it returns nil. When
+// done, or (with Once) one job has been handled; then it returns nil.
+// Before each lease it sends the results waiting in the outbox, and it
+// takes no work while paused (repeated infrastructure failures, too little
+// free disk), telling the coordinator why instead. When
 // ctx is cancelled during a job, the job is stopped and still reported. Run
 // returns an error only when it cannot go on: the coordinator refuses our
 // protocol version, or the agent was rejected, revoked or is unknown. It
@@ -186,6 +227,19 @@ func (w *Worker) Run(ctx context.Context) error {
 	defer w.closeConn()
 	idle := w.newBackoff(time.Second, time.Minute)
 	for !w.isDraining() && ctx.Err() == nil {
+		w.flushOutbox(ctx)
+		w.resumeAfterPause()
+		if reason := w.pauseReason(); reason != "" {
+			w.paused(ctx, reason)
+			continue
+		}
+		w.mu.Lock()
+		wasPaused := w.pauseShown != ""
+		w.pauseShown = ""
+		w.mu.Unlock()
+		if wasPaused {
+			w.Log.Info("pause over: taking work again")
+		}
 		job, err := w.lease(ctx)
 		switch {
 		case err != nil && fatal(err):

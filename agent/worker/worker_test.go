@@ -79,8 +79,9 @@ func newRig(t *testing.T, run RunFunc, jobs ...*protocol.Job) *rig {
 			clock = clock.Add(time.Minute)
 			return clock
 		},
-		Rand:    func() float64 { return 0.5 },
-		RunTest: run,
+		Rand:     func() float64 { return 0.5 },
+		RunTest:  run,
+		FreeDisk: func(string) (int64, error) { return 100 << 30, nil },
 		LookupImage: func(_, release, arch string) (image.Image, error) {
 			return image.Image{Release: release, Arch: arch, Backend: image.BackendUnshare, Digest: testDigest}, nil
 		},
@@ -170,6 +171,7 @@ func TestRunReportsSignedResult(t *testing.T) {
 			OutputDir:  filepath.Join(r.dir, state.WorkDir, "job-42-2", "out"),
 			VirtServer: "/usr/bin/autopkgtest-virt-sparegrid",
 			Sudo:       []string{"/usr/bin/sudo", "-n"},
+			RunRecord:  filepath.Join(r.dir, state.WorkDir, "job-42-2", "run.json"),
 		}
 		if diff := cmp.Diff(wantSpec, gotSpec, cmpIgnoreLog()); diff != "" {
 			t.Errorf("runner spec mismatch (-want +got):\n%s", diff)
@@ -193,8 +195,10 @@ func TestRunReportsSignedResult(t *testing.T) {
 				{Name: "smoke-stdout", SHA256: sha("ok\n"), Size: 3},
 				{Name: "summary", SHA256: sha("smoke PASS\n"), Size: 11},
 			},
-			StartedAt:  testStart.Add(time.Minute),
-			FinishedAt: testStart.Add(2 * time.Minute),
+			// The fake clock ticks a minute per reading; the disk check
+			// before the lease reads it first.
+			StartedAt:  testStart.Add(2 * time.Minute),
+			FinishedAt: testStart.Add(3 * time.Minute),
 		}
 		if diff := cmp.Diff(want, got); diff != "" {
 			t.Errorf("signed result mismatch (-want +got):\n%s", diff)
