@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/sparegrid/sparegrid/agent/link"
+	"github.com/sparegrid/sparegrid/agent/recovery"
 	agentservice "github.com/sparegrid/sparegrid/agent/service"
 	"github.com/sparegrid/sparegrid/agent/state"
 	"github.com/sparegrid/sparegrid/agent/worker"
@@ -84,6 +85,12 @@ the arguments they were registered with, so --virt-sudo does not apply.`,
 			if o.grace < 0 {
 				return fmt.Errorf("%w: %v", errDrainGrace, o.grace)
 			}
+			if o.pauseFor <= 0 {
+				return fmt.Errorf("%w: --pause-for %v", errPauseFor, o.pauseFor)
+			}
+			if o.maxInfraFailures == 0 || o.minFreeMiB == 0 {
+				return errZeroPause
+			}
 			return c.runAgent(cmd.Context(), dir, o)
 		},
 	}
@@ -93,9 +100,18 @@ the arguments they were registered with, so --virt-sudo does not apply.`,
 	cmd.Flags().BoolVar(&o.virtSudo, "virt-sudo", false, "run the overlay virt server through \"sudo -n\" (env "+envVirtSudo+"; default: on unless the agent runs as root)")
 	cmd.Flags().StringVar(&backendFlag, "backend", "", "testbed backends to use, most preferred first: overlay, xenlvm, unshare (env "+envBackend+"; default overlay,xenlvm,unshare)")
 	cmd.Flags().DurationVar(&o.grace, "drain-grace", agentservice.DefaultDrainGrace, "after the first signal, how long a running test may take before it is cancelled; 0 for no limit (env "+envDrainGrace+")")
+	cmd.Flags().IntVar(&o.maxInfraFailures, "max-infra-failures", worker.DefaultMaxInfraFailures, "pause after this many infrastructure failures (tmpfail) in a row; negative never pauses")
+	cmd.Flags().DurationVar(&o.pauseFor, "pause-for", worker.DefaultPauseFor, "how long such a pause lasts (a restart ends it too)")
+	cmd.Flags().Int64Var(&o.minFreeMiB, "min-free-disk", worker.DefaultMinFreeDisk>>20, "take no work while less than this many MiB are free in the state directory; negative never checks")
 	cmd.Flags().StringVar(&o.virtServer, "virt-server", "", "absolute path of autopkgtest-virt-sparegrid (default: the one beside this program, else "+installedVirtServer+" with --virt-sudo, else the one on PATH)")
 	return cmd
 }
+
+// Errors for the pause settings.
+var (
+	errPauseFor  = errors.New("the pause must last longer than 0")
+	errZeroPause = errors.New("--max-infra-failures and --min-free-disk take a positive number, or a negative one to turn the check off")
+)
 
 // envBackend names the environment variable that sets --backend.
 const envBackend = "SPAREGRID_BACKEND"
@@ -166,6 +182,10 @@ type runOptions struct {
 	backends       []string
 	grace          time.Duration
 	transport      string
+	// Self-pause settings; see worker.Worker.
+	maxInfraFailures int
+	pauseFor         time.Duration
+	minFreeMiB       int64
 }
 
 // envTransport sets --transport.
@@ -180,6 +200,10 @@ func (c *cli) runAgent(ctx context.Context, dir string, o runOptions) error {
 		return err
 	}
 	log := slog.New(slog.NewTextHandler(c.stderr, nil)).With("agent", st.Agent.AgentID)
+	virt, sudo := o.virt()
+	if err := recoverCrash(ctx, log, dir, o.backends, virt, sudo); err != nil {
+		return err
+	}
 	caps, err := worker.DetectCapabilities(ctx, dir, o.backends)
 	if err != nil {
 		return err
@@ -210,22 +234,59 @@ func (c *cli) runAgent(ctx context.Context, dir string, o runOptions) error {
 		Log:          log,
 		Once:         o.once,
 		Backends:     o.backends,
-		VirtServer:   virtServer(),
-	}
-	if o.virtServer != "" {
-		w.VirtServer = o.virtServer
-	}
-	if o.virtSudo {
-		w.Sudo = sudoCommand()
-		if w.VirtServer == "" {
-			w.VirtServer = installedVirtServer
-		}
+		VirtServer:   virt,
+		Sudo:         sudo,
+
+		MaxInfraFailures: o.maxInfraFailures,
+		PauseFor:         o.pauseFor,
+		MinFreeDisk:      o.minFreeMiB << 20,
 	}
 	stop := c.handleSignals(log, w, cancel, o.grace)
 	defer stop()
 	log.Info("starting", "coordinator", st.Agent.Coordinator, "arch", caps.Arch, "releases", caps.Releases,
 		"autopkgtest", caps.AutopkgtestVersion, "backend", caps.Backend, "transport", o.transport, "uid", os.Geteuid(), "virt_sudo", w.Sudo)
 	return w.Run(ctx)
+}
+
+// virt returns the virt server the agent runs and, with --virt-sudo, the
+// sudo command line in front of it: --virt-server, else the one beside
+// this program, else the installed one with --virt-sudo (the sudoers rule
+// names it), else empty for autopkgtest to find on PATH.
+func (o runOptions) virt() (server string, sudo []string) {
+	server = virtServer()
+	if o.virtServer != "" {
+		server = o.virtServer
+	}
+	if o.virtSudo {
+		sudo = sudoCommand()
+		if server == "" {
+			server = installedVirtServer
+		}
+	}
+	return server, sudo
+}
+
+// errRecover means the agent could not remove what an earlier run left
+// behind when it was killed; it takes no work until that is fixed.
+var errRecover = errors.New("cannot clean up after an earlier crash of the agent; not taking work on this machine until this is fixed")
+
+// recoverCrash ends the tests and removes the work directories and
+// testbeds that an earlier run of the agent on dir left behind when it was
+// killed, before any new work is leased.
+func recoverCrash(ctx context.Context, log *slog.Logger, dir string, backends []string, virt string, sudo []string) error {
+	rep, err := recovery.Recover(ctx, recovery.Options{StateDir: dir, Backends: backends, VirtServer: virt, Sudo: sudo})
+	for _, j := range rep.Jobs {
+		if j.Status == recovery.StatusMalformed {
+			log.Warn("unreadable run record; nothing signalled", "dir", j.Name, "err", j.Detail)
+		}
+	}
+	if len(rep.Jobs) > 0 {
+		log.Info("recovered after a crash", "killed", rep.Killed(), "removed", rep.Removed(), "jobs", rep.JobIDs())
+	}
+	if err != nil {
+		return fmt.Errorf("%w: %w", errRecover, err)
+	}
+	return nil
 }
 
 // handleSignals stops the agent in stages (see stopStages) on SIGINT and
