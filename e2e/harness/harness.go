@@ -1,11 +1,13 @@
 // Package harness owns the plumbing of sparegrid's end-to-end tests: it
 // builds or finds the real binaries, starts a coordinator and agents on
-// loopback with temporary directories and free ports, runs the CLI, and
+// loopback, or in network namespaces it creates, with temporary
+// directories and free ports, runs the CLI, finds processes, drives
+// synthetic agents over the real protocol for load and crash tests, and
 // waits for states while remembering the last one it saw.
 //
 // It must not reach into the coordinator's or the agent's packages: e2e
-// tests see sparegrid only as its users do, through binaries, files and the
-// HTTP API.
+// tests see sparegrid only as its users do, through binaries, files, the
+// HTTP API and the agent protocol in shared/.
 package harness
 
 import (
