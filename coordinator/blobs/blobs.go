@@ -32,10 +32,24 @@ type Store struct {
 	dir string
 }
 
-// Open returns a Store rooted at dir, creating it if needed.
+// Open returns a Store rooted at dir, creating it if needed, and removes
+// the partial uploads a crashed process left behind. Only one process may
+// use dir at a time.
 func Open(dir string) (*Store, error) {
-	if err := os.MkdirAll(filepath.Join(dir, "tmp"), 0o750); err != nil {
+	tmp := filepath.Join(dir, "tmp")
+	if err := os.MkdirAll(tmp, 0o750); err != nil {
 		return nil, fmt.Errorf("blobs: %w", err)
+	}
+	// Partial uploads of a coordinator that crashed mid-upload: nothing
+	// names them, and their agents send them again.
+	left, err := filepath.Glob(filepath.Join(tmp, "upload-*"))
+	if err != nil {
+		return nil, fmt.Errorf("blobs: %w", err)
+	}
+	for _, p := range left {
+		if err := os.Remove(p); err != nil {
+			return nil, fmt.Errorf("blobs: remove a partial upload: %w", err)
+		}
 	}
 	return &Store{dir: dir}, nil
 }

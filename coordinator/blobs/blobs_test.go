@@ -1,10 +1,12 @@
 package blobs
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -75,4 +77,34 @@ func TestOpenMissing(t *testing.T) {
 	if _, _, err := s.Open(digest("absent")); !errors.Is(err, ErrNotFound) {
 		t.Errorf("Open(absent) = %v, want %v", err, ErrNotFound)
 	}
+}
+
+func TestOpenRemovesPartialUploads(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := []byte("kept")
+	sum := sha256.Sum256(data)
+	sha := hex.EncodeToString(sum[:])
+	if err := s.Put(bytes.NewReader(data), sha, int64(len(data))); err != nil {
+		t.Fatal(err)
+	}
+	partial := filepath.Join(dir, "tmp", "upload-123")
+	if err := os.WriteFile(partial, []byte("half an upl"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	s, err = Open(dir)
+	if err != nil {
+		t.Fatalf("Open again = %v", err)
+	}
+	if _, err := os.Stat(partial); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("partial upload after Open: %v, want it removed", err)
+	}
+	rc, size, err := s.Open(sha)
+	if err != nil || size != int64(len(data)) {
+		t.Fatalf("Open(%s) = %d, %v; want the stored blob", sha, size, err)
+	}
+	rc.Close()
 }

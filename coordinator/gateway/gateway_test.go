@@ -607,14 +607,12 @@ func TestTmpfailPrefersAnotherAgent(t *testing.T) {
 	c := e.dial()
 	a, tokA := e.approvedAgent(c, "alice")
 	_, tokB := e.approvedAgent(c, "bob")
-	// bob is online, asking for another release.
-	other := caps
-	other.Releases = []string{"trixie"}
-	if r, err := c.Lease(t.Context(), tokB, protocol.LeaseRequest{Capabilities: other}); err != nil || r.Job != nil {
-		t.Fatalf("Lease by bob for trixie = %+v, %v; want none", r.Job, err)
-	}
 	e.submit("hello")
 	j := e.lease(c, tokA)
+	// bob is online and could run the job, but alice holds it.
+	if r, err := c.Lease(t.Context(), tokB, protocol.LeaseRequest{Capabilities: caps}); err != nil || r.Job != nil {
+		t.Fatalf("Lease by bob while alice runs the only job = %+v, %v; want none", r.Job, err)
+	}
 	tr := testResult(j, a)
 	tr.Verdict, tr.ExitCode, tr.Tests = dep8.VerdictTmpfail, 16, nil
 	if _, err := c.Result(t.Context(), tokA, protocol.ResultRequest{JobID: j.ID, Attempt: 1, Envelope: signed(t, a.key, tr)}); err != nil {

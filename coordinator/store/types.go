@@ -170,8 +170,10 @@ type LeaseParams struct {
 	// RetryElsewhere, when positive, leaves a job that was queued again
 	// after an infrastructure failure on this agent, less than
 	// RetryElsewhere ago, to other agents, as long as another approved,
-	// unpaused agent has been seen since OnlineSince. With no such agent
-	// the job is leased here at once.
+	// unpaused agent that can run it has been seen since OnlineSince: its
+	// last capabilities (see SeenAgent) are a JSON object whose "arch" is
+	// the job's and whose "releases" list holds the job's release. With
+	// no such agent the job is leased here at once.
 	RetryElsewhere time.Duration
 	OnlineSince    time.Time
 }

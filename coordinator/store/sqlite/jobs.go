@@ -226,7 +226,11 @@ func (db *DB) LeaseJob(ctx context.Context, p store.LeaseParams) (*store.Job, er
 		q := `SELECT id FROM jobs WHERE state = 'queued' AND arch = ? AND release IN (` + marks + `)`
 		if p.RetryElsewhere > 0 {
 			q += ` AND NOT (retry_agent_id IS NOT NULL AND retry_agent_id = ? AND requeued_at > ?
-				AND EXISTS (SELECT 1 FROM agents WHERE id != ? AND state = 'approved' AND paused = '' AND last_seen >= ?))`
+				AND EXISTS (SELECT 1 FROM agents o WHERE o.id != ? AND o.state = 'approved' AND o.paused = ''
+					AND o.last_seen >= ? AND json_valid(CAST(o.capabilities AS TEXT))
+					AND json_extract(CAST(o.capabilities AS TEXT), '$.arch') = jobs.arch
+					AND EXISTS (SELECT 1 FROM json_each(CAST(o.capabilities AS TEXT), '$.releases') r
+						WHERE r.value = jobs.release)))`
 			args = append(args, p.AgentID, nanos(now.Add(-p.RetryElsewhere)), p.AgentID, nanos(p.OnlineSince))
 		}
 		var id int64

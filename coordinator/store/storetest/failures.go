@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"encoding/json"
 	"fmt"
 	"testing"
 	"time"
@@ -59,6 +60,7 @@ func testIdempotentResults(t *testing.T, newStore func(t *testing.T) store.Store
 func testRetryElsewhere(t *testing.T, newStore func(t *testing.T) store.Store) {
 	start := at(time.Hour)
 	window := 10 * time.Minute
+	const canRun = `{"arch":"amd64","releases":["unstable"],"backend":"overlay"}`
 	leaseAs := func(t *testing.T, f *fixture, agent int64, now time.Time) *store.Job {
 		t.Helper()
 		j, err := f.s.LeaseJob(t.Context(), store.LeaseParams{
@@ -98,6 +100,9 @@ func testRetryElsewhere(t *testing.T, newStore func(t *testing.T) store.Store) {
 			// to the requeue; nil means never.
 			otherSeen   *time.Duration
 			otherPaused bool
+			// otherCaps is what the other agent advertised; empty means
+			// it can run the job.
+			otherCaps string
 			// after is when the failed agent asks again, after the requeue.
 			after    time.Duration
 			wantSame bool
@@ -107,6 +112,9 @@ func testRetryElsewhere(t *testing.T, newStore func(t *testing.T) store.Store) {
 			{name: "other agent long gone", otherSeen: ptr(-time.Hour), after: time.Second, wantSame: true},
 			{name: "other agent paused", otherSeen: ptr(time.Duration(0)), otherPaused: true, after: time.Second, wantSame: true},
 			{name: "window passed", otherSeen: ptr(window), after: window + time.Second, wantSame: true},
+			{name: "other agent on another arch", otherSeen: ptr(time.Duration(0)), otherCaps: `{"arch":"arm64","releases":["unstable"]}`, after: time.Second, wantSame: true},
+			{name: "other agent without the release", otherSeen: ptr(time.Duration(0)), otherCaps: `{"arch":"amd64","releases":["trixie"]}`, after: time.Second, wantSame: true},
+			{name: "other agent with the release among others", otherSeen: ptr(time.Duration(0)), otherCaps: `{"arch":"amd64","releases":["trixie","unstable"]}`, after: time.Second, wantSame: false},
 		}
 		for _, tt := range tests {
 			t.Run(how+"/"+tt.name, func(t *testing.T) {
@@ -115,7 +123,11 @@ func testRetryElsewhere(t *testing.T, newStore func(t *testing.T) store.Store) {
 				requeued := failOnce(t, f, how)
 				now := requeued.Add(tt.after)
 				if tt.otherSeen != nil {
-					if err := f.s.SeenAgent(t.Context(), other.ID, requeued.Add(*tt.otherSeen), nil); err != nil {
+					caps := tt.otherCaps
+					if caps == "" {
+						caps = canRun
+					}
+					if err := f.s.SeenAgent(t.Context(), other.ID, requeued.Add(*tt.otherSeen), json.RawMessage(caps)); err != nil {
 						t.Fatal(err)
 					}
 				}
@@ -146,7 +158,7 @@ func testRetryElsewhere(t *testing.T, newStore func(t *testing.T) store.Store) {
 		f := newFixture(t, newStore)
 		other := f.approvedAgent(t, "box2")
 		requeued := failOnce(t, f, "tmpfail")
-		if err := f.s.SeenAgent(t.Context(), other.ID, requeued, nil); err != nil {
+		if err := f.s.SeenAgent(t.Context(), other.ID, requeued, json.RawMessage(canRun)); err != nil {
 			t.Fatal(err)
 		}
 		if l := f.lease(t, f.agent.ID, requeued.Add(time.Second)); l.Attempt != 2 {
