@@ -176,7 +176,9 @@ func (g *Gateway) HeartbeatInterval() time.Duration { return g.cfg.LeaseTTL / 3 
 
 // reapEvery is how often expired leases are looked for: a tenth of a
 // heartbeat interval, at least 100ms.
-func (g *Gateway) reapEvery() time.Duration { return max(g.HeartbeatInterval()/10, 100*time.Millisecond) }
+func (g *Gateway) reapEvery() time.Duration {
+	return max(g.HeartbeatInterval()/10, 100*time.Millisecond)
+}
 
 // leaseLife is how long a lease or heartbeat keeps a job: the TTL less one
 // reaping period, so a job whose agent vanished is queued again at most
