@@ -100,6 +100,20 @@ func (w *Worker) callFailed(c Conn) {
 	}
 }
 
+// dropConn gives up on c after a call on it got no answer in time.
+func (w *Worker) dropConn(c Conn, err error) {
+	w.mu.Lock()
+	drop := w.conn == c
+	if drop {
+		w.conn, w.connFailures = nil, 0
+	}
+	w.mu.Unlock()
+	if drop {
+		w.Log.Warn("no answer from the coordinator in time; dropping the session", "err", err)
+		c.Close()
+	}
+}
+
 func (w *Worker) closeConn() {
 	w.mu.Lock()
 	c := w.conn

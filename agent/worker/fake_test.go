@@ -38,6 +38,10 @@ type fakeCoordinator struct {
 	result    func(n int) error // n counts Result calls from 1
 	resultN   int
 	upload    func(protocol.BlobHeader) error
+	// silent makes every call but Hello, Challenge and Token wait for
+	// its context, as a coordinator that died without closing the
+	// session does.
+	silent bool
 	// duplicate makes Result acknowledge without storing, as for a
 	// result stored before.
 	duplicate bool
@@ -129,8 +133,12 @@ func (f *fakeCoordinator) Heartbeat(ctx context.Context, token string, req proto
 	}
 	f.mu.Lock()
 	f.beats = append(f.beats, req)
-	hook := f.heartbeat
+	hook, silent := f.heartbeat, f.silent
 	f.mu.Unlock()
+	if silent {
+		<-ctx.Done()
+		return protocol.HeartbeatReply{}, ctx.Err()
+	}
 	if hook != nil {
 		return hook(req)
 	}

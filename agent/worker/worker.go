@@ -329,6 +329,14 @@ func (w *Worker) call(ctx context.Context, attempts int, f func(ctx context.Cont
 			continue
 		}
 		if ctx.Err() != nil {
+			var pe *protocol.Error
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) && !errors.As(err, &pe) {
+				// No answer in time: a coordinator that died without
+				// closing the session (a crash, a cut cable) looks like
+				// this until the transport's idle timeout. Do not wait
+				// for it; the next call dials afresh.
+				w.dropConn(c, err)
+			}
 			return fmt.Errorf("%w (%w)", err, context.Cause(ctx))
 		}
 		if protocol.Permanent(err) {

@@ -500,6 +500,44 @@ func TestReconnectAfterLostSession(t *testing.T) {
 	})
 }
 
+// TestUnansweredHeartbeatRedials checks that a heartbeat the coordinator
+// never answers (it died without closing the session) makes the worker
+// dial afresh at the next call instead of waiting for the transport's
+// idle timeout.
+func TestUnansweredHeartbeatRedials(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		run := func(ctx context.Context, spec runner.Spec) (runner.Outcome, error) {
+			time.Sleep(25 * time.Second)
+			writeOutput(t, spec.OutputDir, map[string]string{"log": "x\n"})
+			return runner.Outcome{ExitCode: 0, Verdict: dep8.VerdictPass}, nil
+		}
+		r := newRig(t, run, testJob())
+		dials := 0
+		r.w.Dial = func(ctx context.Context) (Conn, error) {
+			dials++
+			return r.fake, nil
+		}
+		// The first heartbeat goes to a coordinator that no longer
+		// answers; the session has not noticed.
+		r.fake.mu.Lock()
+		r.fake.silent = true
+		r.fake.mu.Unlock()
+		go func() {
+			time.Sleep(15 * time.Second) // after the first beat was sent
+			r.fake.mu.Lock()
+			r.fake.silent = false
+			r.fake.mu.Unlock()
+		}()
+		if err := r.w.Run(t.Context()); err != nil {
+			t.Fatalf("Run = %v", err)
+		}
+		if dials != 1 {
+			t.Errorf("dials = %d, want 1: an unanswered heartbeat drops the session", dials)
+		}
+		r.verified(t)
+	})
+}
+
 func TestRunStopsOnFatal(t *testing.T) {
 	tests := []struct {
 		name string
