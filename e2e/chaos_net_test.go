@@ -52,26 +52,8 @@ func enrol(t *testing.T, c *harness.Coordinator, name string) enrolled {
 	aliceTok := c.CreateAccount(t, "alice", "volunteer")
 	bobTok := c.CreateAccount(t, "bob", "maintainer")
 	state := filepath.Join(t.TempDir(), "agent")
-	r := c.Register(t, state, "alice", c.CASHA256, name)
-	if r.Code != 0 {
-		t.Fatalf("register = exit %d: %s", r.Code, r.Stderr)
-	}
-	var reg struct {
-		AgentID   int64  `json:"agent_id"`
-		ClaimCode string `json:"claim_code"`
-	}
-	if err := json.Unmarshal([]byte(r.Stdout), &reg); err != nil || reg.AgentID == 0 {
-		t.Fatalf("register --json printed %q (%v)", r.Stdout, err)
-	}
-	c.MustCLI(t, aliceTok, "agents", "claim", reg.ClaimCode)
-	c.MustCLI(t, c.AdminToken, "agents", "approve", itoa(reg.AgentID))
-	start := time.Now()
-	tb := harness.Run(t, nil, "sparegrid-agent", "testbed", "build", "--release", "bookworm", "--state", state)
-	if tb.Code != 0 {
-		t.Fatalf("testbed build = exit %d: %s", tb.Code, tb.Stderr)
-	}
-	t.Logf("testbed image built in %v", time.Since(start).Round(time.Second))
-	return enrolled{c: c, state: state, id: reg.AgentID, submitTo: bobTok}
+	id := enrolAgent(t, c, state, "alice", aliceTok, name)
+	return enrolled{c: c, state: state, id: id, submitTo: bobTok}
 }
 
 func (e enrolled) submit(t *testing.T, fixture string) string {

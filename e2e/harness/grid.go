@@ -20,6 +20,8 @@ type Coordinator struct {
 	Proc       *Proc
 	// Demo starts it with --demo.
 	Demo bool
+	// extra are the further serve arguments Serve was given.
+	extra []string
 }
 
 // InitCoordinator runs sparegrid-coordinator init in a temporary dir.
@@ -39,20 +41,36 @@ func InitCoordinator(t testing.TB) *Coordinator {
 	return c
 }
 
-// Serve starts the coordinator on free loopback ports and waits until its
-// HTTP API answers.
+// Serve starts the coordinator on free loopback ports (the agent gateway
+// on a port free for both UDP and TCP) and waits until its HTTP API
+// answers.
 func (c *Coordinator) Serve(t testing.TB, extra ...string) {
 	t.Helper()
-	c.AgentsAddr, c.HTTPAddr = FreeUDP(t), FreeTCP(t)
-	args := append([]string{"serve", "--data", c.DataDir, "--agents", c.AgentsAddr, "--http", c.HTTPAddr}, extra...)
+	c.serve(t, FreeUDPTCP(t, "127.0.0.1"), extra)
+}
+
+// serve starts the coordinator with its agent gateway on agents and its
+// HTTP API on a free loopback port, remembering extra for Restart.
+func (c *Coordinator) serve(t testing.TB, agents string, extra []string) {
+	t.Helper()
+	c.AgentsAddr, c.HTTPAddr, c.extra = agents, FreeTCP(t), extra
+	c.start(t)
+}
+
+// start runs serve with the coordinator's addresses and arguments and
+// waits until its HTTP API answers.
+func (c *Coordinator) start(t testing.TB) {
+	t.Helper()
+	args := append([]string{"serve", "--data", c.DataDir, "--agents", c.AgentsAddr, "--http", c.HTTPAddr}, c.extra...)
 	if c.Demo {
 		args = append(args, "--demo")
 	}
-	c.Proc = Start(t, nil, "sparegrid-coordinator", args...)
+	proc := Start(t, nil, "sparegrid-coordinator", args...)
+	c.Proc = proc
 	WaitFor(t, "coordinator HTTP", 30*time.Second, func() (bool, string) {
 		select {
-		case <-c.Proc.Done():
-			t.Fatalf("coordinator exited: %v\n%s", c.Proc.Err(), c.Proc.Output())
+		case <-proc.Done():
+			t.Fatalf("coordinator exited: %v\n%s", proc.Err(), proc.Output())
 		default:
 		}
 		code, _, err := HTTPGet(c.URL() + "/api/v1/version")

@@ -203,17 +203,6 @@ func FreeTCP(t testing.TB) string {
 	return l.Addr().String()
 }
 
-// FreeUDP returns a loopback UDP address that was free a moment ago.
-func FreeUDP(t testing.TB) string {
-	t.Helper()
-	c, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	return c.LocalAddr().String()
-}
-
 // WaitFor calls check until it returns true or timeout passes; on timeout
 // it fails the test with the last state check described.
 func WaitFor(t testing.TB, what string, timeout time.Duration, check func() (bool, string)) {

@@ -216,21 +216,7 @@ func InitCoordinatorNames(t testing.TB, names ...string) *Coordinator {
 // for both UDP and TCP there, and the HTTP API on loopback.
 func (c *Coordinator) ServeAgentsOn(t testing.TB, host string, extra ...string) {
 	t.Helper()
-	c.AgentsAddr, c.HTTPAddr = FreeUDPTCP(t, host), FreeTCP(t)
-	args := append([]string{"serve", "--data", c.DataDir, "--agents", c.AgentsAddr, "--http", c.HTTPAddr}, extra...)
-	if c.Demo {
-		args = append(args, "--demo")
-	}
-	c.Proc = Start(t, nil, "sparegrid-coordinator", args...)
-	WaitFor(t, "coordinator HTTP", 30*time.Second, func() (bool, string) {
-		select {
-		case <-c.Proc.Done():
-			t.Fatalf("coordinator exited: %v\n%s", c.Proc.Err(), c.Proc.Output())
-		default:
-		}
-		code, _, err := HTTPGet(c.URL() + "/api/v1/version")
-		return code == 200, fmt.Sprintf("status %d, err %v", code, err)
-	})
+	c.serve(t, FreeUDPTCP(t, host), extra)
 }
 
 // FreeUDPTCP returns an address on host whose port was free for both UDP
