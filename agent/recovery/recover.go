@@ -215,7 +215,7 @@ func recoverJob(ctx context.Context, dir, boot string, grace time.Duration) (Job
 			}
 		}
 	}
-	if err := removeAll(dir); err != nil {
+	if err := RemoveAll(dir); err != nil {
 		return job, fmt.Errorf("%w: %w", ErrRemove, err)
 	}
 	job.Removed = true
@@ -236,9 +236,9 @@ func parseJobName(name string) (int64, int) {
 	return id, attempt
 }
 
-// removeAll removes a work directory, restoring owner access to
+// RemoveAll removes a work directory, restoring owner access to
 // directories a test left unwritable first.
-func removeAll(dir string) error {
+func RemoveAll(dir string) error {
 	if err := os.RemoveAll(dir); err == nil {
 		return nil
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -12,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/sparegrid/sparegrid/agent/recovery"
 	"github.com/sparegrid/sparegrid/agent/runner"
 	"github.com/sparegrid/sparegrid/agent/state"
 	"github.com/sparegrid/sparegrid/shared/dep8"
@@ -143,7 +143,7 @@ func (w *Worker) runJob(ctx context.Context, job *protocol.Job) {
 
 	ex := w.execute(jobCtx, j)
 	defer func() {
-		if err := removeAll(j.dir); err != nil {
+		if err := recovery.RemoveAll(j.dir); err != nil {
 			log.Warn("cannot remove work directory", "dir", j.dir, "err", err)
 		}
 	}()
@@ -297,19 +297,4 @@ func appendNotes(out string, notes []string) error {
 		fmt.Fprintf(f, "sparegrid-agent: %s\n", n)
 	}
 	return f.Close()
-}
-
-// removeAll removes a work directory, restoring owner access to
-// directories a test left unwritable first.
-func removeAll(dir string) error {
-	if err := os.RemoveAll(dir); err == nil {
-		return nil
-	}
-	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err == nil && d.IsDir() {
-			os.Chmod(p, 0o700)
-		}
-		return nil
-	})
-	return os.RemoveAll(dir)
 }

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sparegrid/sparegrid/agent/recovery"
 	"github.com/sparegrid/sparegrid/agent/runner"
 	"github.com/sparegrid/sparegrid/agent/state"
 	"github.com/sparegrid/sparegrid/shared/protocol"
@@ -154,7 +155,7 @@ func (w *Worker) keep(e *outboxEntry, out string) error {
 	}
 	name := entryName(e.JobID, e.Attempt)
 	tmp := filepath.Join(box, outboxNewPrefix+name)
-	if err := removeAll(tmp); err != nil {
+	if err := recovery.RemoveAll(tmp); err != nil {
 		return err
 	}
 	if err := os.Mkdir(tmp, 0o700); err != nil {
@@ -166,17 +167,17 @@ func (w *Worker) keep(e *outboxEntry, out string) error {
 		err = os.Mkdir(files, 0o700)
 	}
 	if err != nil {
-		removeAll(tmp)
+		recovery.RemoveAll(tmp)
 		return err
 	}
 	if err := writeSynced(filepath.Join(tmp, outboxEntryFile), e); err != nil {
 		// Put the files back where sending without a copy reads them.
 		os.Rename(files, out)
-		removeAll(tmp)
+		recovery.RemoveAll(tmp)
 		return err
 	}
 	final := filepath.Join(box, name)
-	if err := removeAll(final); err != nil {
+	if err := recovery.RemoveAll(final); err != nil {
 		return err
 	}
 	if err := os.Rename(tmp, final); err != nil {
@@ -301,7 +302,7 @@ func (w *Worker) settle(e *outboxEntry, err error, log *slog.Logger) bool {
 		log.Warn("result not acknowledged yet; it stays in the outbox and is sent again", "job", e.JobID, "attempt", e.Attempt, "err", err)
 		return false
 	}
-	if rerr := removeAll(e.dir); rerr != nil {
+	if rerr := recovery.RemoveAll(e.dir); rerr != nil {
 		log.Warn("cannot remove an acknowledged outbox entry", "dir", e.dir, "err", rerr)
 	}
 	return true
@@ -337,7 +338,7 @@ func (w *Worker) moveRefused(e *outboxEntry) error {
 	}
 	sort.Slice(all, func(a, b int) bool { return all[a].mod.Before(all[b].mod) })
 	for _, a := range all[:max(len(all)-maxRefused, 0)] {
-		removeAll(filepath.Join(dir, a.name))
+		recovery.RemoveAll(filepath.Join(dir, a.name))
 	}
 	return nil
 }
@@ -364,7 +365,7 @@ func (w *Worker) pendingEntries(log *slog.Logger) []*outboxEntry {
 		if rest, ok := strings.CutPrefix(name, outboxNewPrefix); ok {
 			if _, err := loadEntry(dir); err != nil {
 				log.Warn("removing a result the agent crashed while keeping", "dir", dir, "err", err)
-				removeAll(dir)
+				recovery.RemoveAll(dir)
 				continue
 			}
 			final := filepath.Join(box, rest)

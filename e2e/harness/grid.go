@@ -3,8 +3,6 @@ package harness
 import (
 	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -27,18 +25,7 @@ type Coordinator struct {
 // InitCoordinator runs sparegrid-coordinator init in a temporary dir.
 func InitCoordinator(t testing.TB) *Coordinator {
 	t.Helper()
-	c := &Coordinator{DataDir: filepath.Join(t.TempDir(), "coordinator")}
-	r := Run(t, nil, "sparegrid-coordinator", "init", "--data", c.DataDir)
-	if r.Code != 0 {
-		t.Fatalf("coordinator init failed: %s", r.Stderr)
-	}
-	c.AdminToken = strings.TrimSpace(r.Stdout)
-	fp, err := os.ReadFile(filepath.Join(c.DataDir, "ca.sha256"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.CASHA256 = strings.TrimSpace(string(fp))
-	return c
+	return InitCoordinatorNames(t)
 }
 
 // Serve starts the coordinator on free loopback ports (the agent gateway

@@ -194,9 +194,15 @@ func (db *DB) SeenAgent(ctx context.Context, id int64, at time.Time, caps json.R
 	if len(caps) > 0 {
 		c = []byte(caps)
 	}
+	return db.updateAgent(ctx, id, `UPDATE agents SET last_seen = ?, capabilities = COALESCE(?, capabilities) WHERE id = ?`,
+		nanos(db.clock(at)), c, id)
+}
+
+// updateAgent runs one UPDATE of agent id's row, and returns
+// store.ErrNotFound when it changed no row.
+func (db *DB) updateAgent(ctx context.Context, id int64, query string, args ...any) error {
 	return db.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE agents SET last_seen = ?, capabilities = COALESCE(?, capabilities) WHERE id = ?`,
-			nanos(db.clock(at)), c, id)
+		res, err := tx.ExecContext(ctx, query, args...)
 		if err != nil {
 			return err
 		}
@@ -217,21 +223,8 @@ func (db *DB) PauseAgent(ctx context.Context, id int64, reason string, at time.T
 	if reason != "" {
 		since = nanos(db.clock(at))
 	}
-	return db.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE agents SET paused_at = CASE WHEN paused = ? THEN paused_at ELSE ? END,
-			paused = ? WHERE id = ?`, reason, since, reason, id)
-		if err != nil {
-			return err
-		}
-		n, err := res.RowsAffected()
-		if err != nil {
-			return err
-		}
-		if n == 0 {
-			return fmt.Errorf("%w: agent %d", store.ErrNotFound, id)
-		}
-		return nil
-	})
+	return db.updateAgent(ctx, id, `UPDATE agents SET paused_at = CASE WHEN paused = ? THEN paused_at ELSE ? END,
+		paused = ? WHERE id = ?`, reason, since, reason, id)
 }
 
 func nonNil(s []string) []string {
