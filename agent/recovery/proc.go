@@ -5,15 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"slices"
-	"strconv"
 	"syscall"
 	"time"
-)
 
-// pollInterval is how often /proc is read while waiting for a group to
-// empty: the processes are not our children, so nothing can be waited on.
-const pollInterval = 20 * time.Millisecond
+	"github.com/sparegrid/sparegrid/agent/internal/procgroup"
+)
 
 // leader is what /proc says about a record's leader now.
 type leader int
@@ -28,45 +24,17 @@ const (
 // exited but unreaped leader still matches: its pid, and so the group id,
 // cannot be reused until it is reaped.
 func checkLeader(rec Record) (leader, error) {
-	st, err := readStat(rec.PGID)
+	st, err := procgroup.ReadStat(rec.PGID)
 	if errors.Is(err, os.ErrNotExist) {
 		return leaderGone, nil
 	}
 	if err != nil {
 		return leaderGone, err
 	}
-	if st.start != rec.StartTime || st.pgid != rec.PGID {
+	if st.Start != rec.StartTime || st.PGID != rec.PGID {
 		return leaderOther, nil
 	}
 	return leaderMatches, nil
-}
-
-// members returns the live processes of group pgid; zombies are left
-// out, since they can no longer do anything.
-func members(pgid int) ([]int, error) {
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrProc, err)
-	}
-	var pids []int
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		st, err := readStat(pid)
-		if errors.Is(err, os.ErrNotExist) {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		if st.pgid == pgid && st.state != 'Z' && st.state != 'X' {
-			pids = append(pids, pid)
-		}
-	}
-	slices.Sort(pids)
-	return pids, nil
 }
 
 // stopGroup ends the process group rec names: SIGTERM, up to grace for it
@@ -78,7 +46,7 @@ func stopGroup(ctx context.Context, rec Record, grace time.Duration) (found bool
 	if err != nil || id != leaderMatches {
 		return false, err
 	}
-	left, err := members(rec.PGID)
+	left, err := procgroup.Members(rec.PGID)
 	if err != nil || len(left) == 0 {
 		return false, err
 	}
@@ -86,7 +54,7 @@ func stopGroup(ctx context.Context, rec Record, grace time.Duration) (found bool
 		if err := signalGroup(rec, sig); err != nil {
 			return true, err
 		}
-		if left, err = waitEmpty(ctx, rec.PGID, grace); err != nil || len(left) == 0 {
+		if left, err = procgroup.WaitEmpty(ctx, rec.PGID, grace); err != nil || len(left) == 0 {
 			return true, err
 		}
 	}
@@ -107,23 +75,4 @@ func signalGroup(rec Record, sig syscall.Signal) error {
 		return nil
 	}
 	return fmt.Errorf("recovery: signal group %d: %w", rec.PGID, err)
-}
-
-// waitEmpty polls /proc until group pgid has no live members or d has
-// passed, and returns the members it saw last.
-func waitEmpty(ctx context.Context, pgid int, d time.Duration) ([]int, error) {
-	deadline := time.Now().Add(d)
-	for {
-		left, err := members(pgid)
-		if err != nil || len(left) == 0 || !time.Now().Before(deadline) {
-			return left, err
-		}
-		t := time.NewTimer(pollInterval)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return left, fmt.Errorf("recovery: %w", context.Cause(ctx))
-		case <-t.C:
-		}
-	}
 }

@@ -18,9 +18,9 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
-	"syscall"
+
+	"github.com/sparegrid/sparegrid/agent/internal/procgroup"
 )
 
 // RecordFile is the run record's name in a job's work directory.
@@ -29,7 +29,7 @@ const RecordFile = "run.json"
 // Errors returned by this package.
 var (
 	ErrBadRecord    = errors.New("recovery: bad run record")
-	ErrProc         = errors.New("recovery: cannot read process information")
+	ErrProc         = procgroup.ErrProc
 	ErrStillRunning = errors.New("recovery: process group still running")
 	ErrRemove       = errors.New("recovery: cannot remove work directory")
 	ErrCleanup      = errors.New("recovery: testbed cleanup failed")
@@ -56,7 +56,7 @@ const maxPID = 1 << 22
 
 // NewRecord returns the record of the process group that pid leads.
 func NewRecord(pid int) (Record, error) {
-	st, err := readStat(pid)
+	st, err := procgroup.ReadStat(pid)
 	if err != nil {
 		return Record{}, err
 	}
@@ -64,7 +64,7 @@ func NewRecord(pid int) (Record, error) {
 	if err != nil {
 		return Record{}, err
 	}
-	return Record{PGID: pid, StartTime: st.start, BootID: boot}, nil
+	return Record{PGID: pid, StartTime: st.Start, BootID: boot}, nil
 }
 
 // WriteRecord writes the record of the group that pid leads to path,
@@ -173,53 +173,4 @@ func BootID() (string, error) {
 		return "", fmt.Errorf("%w: boot id %q", ErrProc, id)
 	}
 	return id, nil
-}
-
-// stat is what recovery needs of /proc/PID/stat.
-type stat struct {
-	state byte
-	pgid  int
-	start uint64
-}
-
-// readStat reads /proc/PID/stat. A process that does not exist gives an
-// error wrapping os.ErrNotExist.
-func readStat(pid int) (stat, error) {
-	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		if errors.Is(err, os.ErrNotExist) || errors.Is(err, syscall.ESRCH) {
-			return stat{}, fmt.Errorf("%w: process %d: %w", ErrProc, pid, os.ErrNotExist)
-		}
-		return stat{}, fmt.Errorf("%w: %w", ErrProc, err)
-	}
-	return parseStat(string(data))
-}
-
-// parseStat reads fields 3 (state), 5 (process group) and 22 (start
-// time) of a /proc/PID/stat line.
-func parseStat(line string) (stat, error) {
-	// The command name (field 2) is in parentheses and may contain spaces
-	// and parentheses; the fields after the last ')' are plain.
-	i := strings.LastIndexByte(line, ')')
-	if i < 0 {
-		return stat{}, fmt.Errorf("%w: stat line without a command name", ErrProc)
-	}
-	fields := strings.Fields(line[i+1:])
-	const (
-		stateField = 3 - 3
-		pgrpField  = 5 - 3
-		startField = 22 - 3
-	)
-	if len(fields) <= startField || len(fields[stateField]) != 1 {
-		return stat{}, fmt.Errorf("%w: short stat line", ErrProc)
-	}
-	pgid, err := strconv.Atoi(fields[pgrpField])
-	if err != nil {
-		return stat{}, fmt.Errorf("%w: stat process group: %w", ErrProc, err)
-	}
-	start, err := strconv.ParseUint(fields[startField], 10, 64)
-	if err != nil {
-		return stat{}, fmt.Errorf("%w: stat start time: %w", ErrProc, err)
-	}
-	return stat{state: fields[stateField][0], pgid: pgid, start: start}, nil
 }

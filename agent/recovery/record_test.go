@@ -116,31 +116,6 @@ func TestWriteRecordFails(t *testing.T) {
 	}
 }
 
-func TestParseStat(t *testing.T) {
-	tests := []struct {
-		name string
-		line string
-		want stat
-		ok   bool
-	}{
-		{"plain", "4242 (sleep) S 1 4240 4240 0 -1 4194560 100 0 0 0 0 0 0 0 20 0 1 0 123456 8192 100 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0",
-			stat{state: 'S', pgid: 4240, start: 123456}, true},
-		{"name with parentheses and spaces", "7 (a) b) c) Z 1 7 7 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 99 0 0",
-			stat{state: 'Z', pgid: 7, start: 99}, true},
-		{"short", "7 (x) S 1 7", stat{}, false},
-		{"no name", "7 x S 1 7 7 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 99", stat{}, false},
-		{"bad start", "7 (x) S 1 7 7 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 nine 0", stat{}, false},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, err := parseStat(tt.line)
-			if tt.ok != (err == nil) || got != tt.want {
-				t.Errorf("parseStat(%q) = %+v, %v, want %+v, ok %v", tt.line, got, err, tt.want, tt.ok)
-			}
-		})
-	}
-}
-
 func FuzzParseRecord(f *testing.F) {
 	f.Add([]byte(`{"pgid":1234,"start_time":98765,"boot_id":"` + testBoot + `"}`))
 	f.Add([]byte(`{"pgid":1,"start_time":0,"boot_id":""}`))
@@ -153,13 +128,5 @@ func FuzzParseRecord(f *testing.F) {
 		if rec.PGID <= 1 || rec.PGID > maxPID || !validBootID(rec.BootID) {
 			t.Fatalf("ParseRecord(%q) = %+v, accepted an implausible record", data, rec)
 		}
-	})
-}
-
-func FuzzParseStat(f *testing.F) {
-	f.Add("4242 (sleep) S 1 4240 4240 0 -1 4194560 100 0 0 0 0 0 0 0 20 0 1 0 123456 8192 100")
-	f.Add("7 (a) b) c) Z 1 7 7 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 99 0 0")
-	f.Fuzz(func(t *testing.T, line string) {
-		parseStat(line)
 	})
 }

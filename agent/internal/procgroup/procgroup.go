@@ -1,7 +1,8 @@
 // Package procgroup owns running one external command as the leader of its
 // own process group and making sure nothing of that group outlives the
 // call: on cancellation the group gets SIGTERM, then SIGKILL after a grace
-// period, and once the leader has exited any stragglers get SIGKILL.
+// period, and once the leader has exited any stragglers get SIGTERM and,
+// after the same grace period, SIGKILL.
 //
 // It must not interpret what the command did (exit codes, output) or decide
 // retries; callers do. It must never signal a group whose leader it has
@@ -50,8 +51,9 @@ func Run(ctx context.Context, cmd *exec.Cmd, grace time.Duration) (cancelled boo
 // cmd's output open.
 //
 // Once the leader has exited, and before it is reaped, the rest of the
-// group gets SIGKILL. While the leader is an unreaped zombie its process
-// group id cannot be reused, so this never signals an unrelated process.
+// group gets SIGTERM and, if it has not gone after opts.Grace, SIGKILL.
+// While the leader is an unreaped zombie its process group id cannot be
+// reused, so this never signals an unrelated process.
 func RunWith(ctx context.Context, cmd *exec.Cmd, opts RunOptions) (cancelled bool, err error) {
 	if cmd.SysProcAttr == nil {
 		cmd.SysProcAttr = &syscall.SysProcAttr{}
@@ -91,10 +93,24 @@ func RunWith(ctx context.Context, cmd *exec.Cmd, opts RunOptions) (cancelled boo
 		timer.Stop()
 	}
 	if waitErr == nil {
-		_ = syscall.Kill(-pgid, syscall.SIGKILL)
+		endStragglers(pgid, opts.Grace)
 	}
 	err = cmd.Wait()
 	return cancelled, err
+}
+
+// endStragglers ends what is left of group pgid once its leader has
+// exited and before it is reaped: SIGTERM, so that a straggler such as a
+// virt server can tear its testbed down, then SIGKILL after grace.
+func endStragglers(pgid int, grace time.Duration) {
+	if left, err := Members(pgid); err == nil && len(left) == 0 {
+		return
+	}
+	_ = syscall.Kill(-pgid, syscall.SIGTERM)
+	if left, err := WaitEmpty(context.Background(), pgid, grace); err == nil && len(left) == 0 {
+		return
+	}
+	_ = syscall.Kill(-pgid, syscall.SIGKILL)
 }
 
 // waitExited blocks until the process pid has exited, leaving it

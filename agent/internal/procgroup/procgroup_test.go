@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"testing"
@@ -60,6 +61,23 @@ func TestRunKillsWholeGroup(t *testing.T) {
 			proctest.WaitGone(t, proctest.ArgContains(marker))
 		})
 	}
+}
+
+// TestStragglerGetsToCleanUp checks that what outlives the leader gets
+// SIGTERM first, and time to act on it (a virt server tearing its testbed
+// down), before anything is killed.
+func TestStragglerGetsToCleanUp(t *testing.T) {
+	marker := proctest.SleepArg()
+	done := filepath.Join(t.TempDir(), "cleaned-up")
+	script := fmt.Sprintf(`sh -c 'trap "touch %[2]s; exit 0" TERM; sleep %[1]s & wait' & echo ready; exec 1>&- 2>&-`, marker, done)
+	cmd := exec.Command("sh", "-c", script)
+	if _, err := Run(t.Context(), cmd, 5*time.Second); err != nil {
+		t.Fatalf("Run = %v", err)
+	}
+	if _, err := os.Stat(done); err != nil {
+		t.Errorf("the straggler did not get to clean up: %v", err)
+	}
+	proctest.WaitGone(t, proctest.ArgContains(marker))
 }
 
 func TestRunStartFailure(t *testing.T) {
