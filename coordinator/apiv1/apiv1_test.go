@@ -66,7 +66,7 @@ func TestWireShapes(t *testing.T) {
 			out: new(apiv1.Agent),
 			want: `{"id":3,"name":"box","owner":"maint","state":"approved","claimed":true,"auto_approved":false,"labels":[],` +
 				`"capabilities":{"arch":"amd64"},"public_key":"AAAA","key_id":"sha256:00","created_at":"2026-11-21T12:00:00Z",` +
-				`"last_seen":"2026-11-21T12:00:00Z","decided_by":"root","decided_at":"2026-11-21T12:00:00Z"}`,
+				`"last_seen":"2026-11-21T12:00:00Z","decided_by":"root","decided_at":"2026-11-21T12:00:00Z","paused":"","paused_at":null}`,
 		},
 		{
 			name: "minimal submit request",

@@ -51,7 +51,8 @@ func Run(ctx context.Context, cmd *exec.Cmd, grace time.Duration) (cancelled boo
 // cmd's output open.
 //
 // Once the leader has exited, and before it is reaped, the rest of the
-// group gets SIGTERM and, if it has not gone after opts.Grace, SIGKILL.
+// group gets SIGTERM (once: not again after a cancellation sent it) and,
+// if it has not gone after opts.Grace, SIGKILL.
 // While the leader is an unreaped zombie its process group id cannot be
 // reused, so this never signals an unrelated process.
 func RunWith(ctx context.Context, cmd *exec.Cmd, opts RunOptions) (cancelled bool, err error) {
@@ -93,20 +94,24 @@ func RunWith(ctx context.Context, cmd *exec.Cmd, opts RunOptions) (cancelled boo
 		timer.Stop()
 	}
 	if waitErr == nil {
-		endStragglers(pgid, opts.Grace)
+		endStragglers(pgid, opts.Grace, cancelled)
 	}
 	err = cmd.Wait()
 	return cancelled, err
 }
 
 // endStragglers ends what is left of group pgid once its leader has
-// exited and before it is reaped: SIGTERM, so that a straggler such as a
-// virt server can tear its testbed down, then SIGKILL after grace.
-func endStragglers(pgid int, grace time.Duration) {
+// exited and before it is reaped: SIGTERM, unless the group had it already
+// (a second one can mean "now, without cleaning up", as it does to our
+// virt server), so that a straggler such as a virt server can tear its
+// testbed down; then SIGKILL after grace.
+func endStragglers(pgid int, grace time.Duration, termed bool) {
 	if left, err := Members(pgid); err == nil && len(left) == 0 {
 		return
 	}
-	_ = syscall.Kill(-pgid, syscall.SIGTERM)
+	if !termed {
+		_ = syscall.Kill(-pgid, syscall.SIGTERM)
+	}
 	if left, err := WaitEmpty(context.Background(), pgid, grace); err == nil && len(left) == 0 {
 		return
 	}

@@ -80,6 +80,35 @@ func TestStragglerGetsToCleanUp(t *testing.T) {
 	proctest.WaitGone(t, proctest.ArgContains(marker))
 }
 
+// TestCancelledStragglerGetsOneSIGTERM checks that a cancelled run's
+// stragglers are not sent SIGTERM a second time once the leader has
+// gone: our virt server takes a second signal as "exit without cleaning
+// up".
+func TestCancelledStragglerGetsOneSIGTERM(t *testing.T) {
+	marker := proctest.SleepArg()
+	dir := t.TempDir()
+	// The straggler counts the TERMs it gets for 1s after the first,
+	// then reports; the leader exits on its TERM at once.
+	script := fmt.Sprintf(`sh -c 'n=0; trap "n=\$((n+1))" TERM; while :; do sleep %[1]s & echo ready; wait; [ $n -gt 0 ] && break; done; sleep 1; echo $n >%[2]s/terms' & sleep %[1]s & wait`, marker, dir)
+	ctx, cancel := context.WithCancel(t.Context())
+	out := proctest.NewOutput("ready")
+	cmd := exec.Command("sh", "-c", script)
+	cmd.Stdout = out
+	resc := make(chan error, 1)
+	go func() {
+		_, err := Run(ctx, cmd, 10*time.Second)
+		resc <- err
+	}()
+	<-out.Ready()
+	cancel()
+	<-resc
+	b, err := os.ReadFile(filepath.Join(dir, "terms"))
+	if err != nil || string(b) != "1\n" {
+		t.Errorf("straggler got %q TERMs (%v), want exactly 1", b, err)
+	}
+	proctest.WaitGone(t, proctest.ArgContains(marker))
+}
+
 func TestRunStartFailure(t *testing.T) {
 	cmd := exec.Command(filepath.Join(t.TempDir(), "missing"))
 	cancelled, err := Run(t.Context(), cmd, time.Second)

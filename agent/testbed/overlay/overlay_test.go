@@ -11,6 +11,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -296,7 +297,14 @@ func TestLifecycle(t *testing.T) {
 		echo daemon >/dev/shm/marker
 		hostname changed-by-test
 	`)
-	hostPids := sleepers(t)
+	// The daemon is started in the background: it may take a moment to
+	// become "sleep 1000".
+	var hostPids []int
+	for deadline := time.Now().Add(30 * time.Second); len(hostPids) == 0 && time.Now().Before(deadline); {
+		if hostPids = sleepers(t); len(hostPids) == 0 {
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
 	if len(hostPids) == 0 {
 		t.Fatal("the daemon started in the testbed is not visible on the host")
 	}
