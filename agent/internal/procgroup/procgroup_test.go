@@ -87,9 +87,11 @@ func TestStragglerGetsToCleanUp(t *testing.T) {
 func TestCancelledStragglerGetsOneSIGTERM(t *testing.T) {
 	marker := proctest.SleepArg()
 	dir := t.TempDir()
-	// The straggler counts the TERMs it gets for 1s after the first,
-	// then reports; the leader exits on its TERM at once.
-	script := fmt.Sprintf(`sh -c 'n=0; trap "n=\$((n+1))" TERM; while :; do sleep %[1]s & echo ready; wait; [ $n -gt 0 ] && break; done; sleep 1; echo $n >%[2]s/terms' & sleep %[1]s & wait`, marker, dir)
+	// The straggler counts the TERMs it gets until 1s after the first,
+	// then reports; the leader exits on its TERM at once. Neither has a
+	// background child, which could miss a signal sent while it is being
+	// forked.
+	script := fmt.Sprintf(`sh -c ': %[1]s; n=0; trap "n=\$((n+1))" TERM; echo ready; while [ $n -eq 0 ]; do sleep 0.05; done; sleep 1; echo $n >%[2]s/terms' & wait`, marker, dir)
 	ctx, cancel := context.WithCancel(t.Context())
 	out := proctest.NewOutput("ready")
 	cmd := exec.Command("sh", "-c", script)
