@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/sparegrid/sparegrid/agent/image"
@@ -219,7 +220,15 @@ func testCancel(t *testing.T, img image.Image) {
 	case r := <-resc:
 		t.Fatalf("Run finished before the test started: %+v, %v\n%s", r.out, r.err, tail(log.String()))
 	}
-	if ps := proctest.Processes(t, proctest.ArgContains(marker)); len(ps) == 0 {
+	// The test prints its line just before it execs sleep, and the line
+	// reaches us first: give the exec a moment.
+	var ps []proctest.Proc
+	for deadline := time.Now().Add(30 * time.Second); len(ps) == 0 && time.Now().Before(deadline); {
+		if ps = proctest.Processes(t, proctest.ArgContains(marker)); len(ps) == 0 {
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	if len(ps) == 0 {
 		t.Fatalf("no sleeping test process with marker %s", marker)
 	}
 	cancel()

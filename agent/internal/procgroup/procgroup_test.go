@@ -68,8 +68,12 @@ func TestRunKillsWholeGroup(t *testing.T) {
 // down), before anything is killed.
 func TestStragglerGetsToCleanUp(t *testing.T) {
 	marker := proctest.SleepArg()
-	done := filepath.Join(t.TempDir(), "cleaned-up")
-	script := fmt.Sprintf(`sh -c 'trap "touch %[2]s; exit 0" TERM; sleep %[1]s & wait' & echo ready; exec 1>&- 2>&-`, marker, done)
+	dir := t.TempDir()
+	done := filepath.Join(dir, "cleaned-up")
+	armed := filepath.Join(dir, "armed")
+	// The leader exits once the straggler has set its trap; the straggler
+	// has no background child, which could miss a signal while forking.
+	script := fmt.Sprintf(`sh -c ': %[1]s; trap "touch %[2]s; exit 0" TERM; touch %[3]s; while :; do sleep 0.05; done' & while [ ! -e %[3]s ]; do sleep 0.01; done; exec 1>&- 2>&-`, marker, done, armed)
 	cmd := exec.Command("sh", "-c", script)
 	if _, err := Run(t.Context(), cmd, 5*time.Second); err != nil {
 		t.Fatalf("Run = %v", err)
