@@ -6,6 +6,13 @@
 //
 // It parses autopkgtest's output but never runs anything, and it must not
 // re-implement DEP-8 semantics: autopkgtest decides, this package reads.
+//
+// It also reads debian/tests/control (ParseTestsControl) and matches each
+// test's requirements against what an agent's testbeds can do (Capable,
+// Split, Candidates), so that the coordinator sends a test only where it
+// can run. That reading follows autopkgtest's own parser and predicts its
+// decisions; it never replaces them: the agent still runs the real
+// autopkgtest, which decides what runs and what is skipped.
 package dep8
 
 import (
