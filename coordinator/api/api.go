@@ -96,6 +96,9 @@ func (a *API) routes() {
 	m.HandleFunc("GET /api/v1/jobs/{id}/envelope", a.jobEnvelope)
 	m.HandleFunc("GET /api/v1/blobs/{sha}", a.getBlob)
 	m.HandleFunc("GET /api/v1/results", a.results)
+	m.HandleFunc("POST /api/v1/blocklist", a.admin(a.addBlockRule))
+	m.HandleFunc("GET /api/v1/blocklist", a.listBlockRules)
+	m.HandleFunc("DELETE /api/v1/blocklist/{id}", a.admin(a.removeBlockRule))
 	m.HandleFunc("GET /{$}", a.index)
 }
 
@@ -131,8 +134,11 @@ func notFound(format string, args ...any) *apiError {
 // fail writes err as JSON, mapping store errors to statuses.
 func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 	var ae *apiError
+	var invalid *store.InvalidError
 	switch {
 	case errors.As(err, &ae):
+	case errors.As(err, &invalid):
+		ae = badRequest("%s", invalid.Reason)
 	case errors.Is(err, store.ErrNotFound):
 		ae = notFound("%v", err)
 	case errors.Is(err, store.ErrExists), errors.Is(err, store.ErrConflict), errors.Is(err, store.ErrNotClaimed):

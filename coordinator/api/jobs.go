@@ -119,10 +119,13 @@ func (a *API) submitJob(w http.ResponseWriter, r *http.Request) error {
 	j := store.Job{
 		Package: req.Package, Version: req.Version, Release: req.Release, Arch: req.Arch,
 		Triggers: req.Triggers, State: store.JobQueued, MaxAttempts: a.cfg.MaxAttempts,
-		SubmittedBy: caller(r).Name, CreatedAt: a.cfg.Now(),
+		Forced: req.Force, SubmittedBy: caller(r).Name, CreatedAt: a.cfg.Now(),
 	}
 	if s := req.Source; s != nil {
 		j.Source = &store.Source{SHA256: s.SHA256, Size: s.Size, Kind: s.Kind, Entry: s.Entry}
+	}
+	if err := a.checkBlocklist(r, &j, req.Force); err != nil {
+		return err
 	}
 	j, err := a.cfg.Store.CreateJob(r.Context(), j)
 	if err != nil {

@@ -228,4 +228,53 @@ type SubmitRequest struct {
 	Version  string   `json:"version,omitempty"`
 	Triggers []string `json:"triggers,omitempty"`
 	Source   *Source  `json:"source,omitempty"`
+	// Force submits the job although a whole-job blocklist rule covers
+	// it; the job's reason then names the rule.
+	Force bool `json:"force,omitempty"`
+}
+
+// BlockRule is an admin's rule that keeps a source package, or one of its
+// tests, off the grid. Empty strings match anything.
+type BlockRule struct {
+	ID int64 `json:"id"`
+	// Package is a shell glob matched against the source package name.
+	Package string `json:"package"`
+	Version string `json:"version"`
+	Release string `json:"release"`
+	Arch    string `json:"arch"`
+	// Test, when set, is the one test the rule skips; otherwise the rule
+	// blocks whole jobs.
+	Test string `json:"test"`
+	// Agent (an agent id) or Label scope the rule; null and "" when it
+	// applies on every agent.
+	Agent     *int64     `json:"agent"`
+	Label     string     `json:"label"`
+	Reason    string     `json:"reason"`
+	CreatedBy string     `json:"created_by"`
+	CreatedAt time.Time  `json:"created_at"`
+	ExpiresAt *time.Time `json:"expires_at"`
+	// Expired is set when the rule no longer applies; only a list with
+	// all=true holds such rules.
+	Expired bool `json:"expired"`
+	// Explanation is the sentence every decision the rule causes shows.
+	Explanation string `json:"explanation"`
+}
+
+// BlockRuleRequest is the body of POST /blocklist.
+type BlockRuleRequest struct {
+	Package string `json:"package"`
+	Version string `json:"version,omitempty"`
+	Release string `json:"release,omitempty"`
+	Arch    string `json:"arch,omitempty"`
+	Test    string `json:"test,omitempty"`
+	Agent   *int64 `json:"agent,omitempty"`
+	Label   string `json:"label,omitempty"`
+	Reason  string `json:"reason"`
+	// Expires is when the rule stops applying; null for never.
+	Expires *time.Time `json:"expires,omitempty"`
+}
+
+// BlockRuleList is the answer of GET /blocklist.
+type BlockRuleList struct {
+	Rules []BlockRule `json:"rules"`
 }

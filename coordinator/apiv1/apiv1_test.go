@@ -75,6 +75,43 @@ func TestWireShapes(t *testing.T) {
 			want: `{"package":"hello","release":"trixie"}`,
 		},
 		{
+			name: "forced submit request",
+			in:   apiv1.SubmitRequest{Package: "hello", Release: "trixie", Force: true},
+			out:  new(apiv1.SubmitRequest),
+			want: `{"package":"hello","release":"trixie","force":true}`,
+		},
+		{
+			name: "blocklist rule",
+			in: apiv1.BlockRule{ID: 3, Package: "linux-*", Version: "6.12-1", Release: "trixie", Arch: "arm64", Test: "smoke",
+				Agent: &agent, Reason: "flaky", CreatedBy: "admin", CreatedAt: at, ExpiresAt: &at, Expired: true,
+				Explanation: "blocklist rule 3 (~admin, until 2026-11-21 12:00 UTC): flaky"},
+			out: new(apiv1.BlockRule),
+			want: `{"id":3,"package":"linux-*","version":"6.12-1","release":"trixie","arch":"arm64","test":"smoke",` +
+				`"agent":7,"label":"","reason":"flaky","created_by":"admin","created_at":"2026-11-21T12:00:00Z",` +
+				`"expires_at":"2026-11-21T12:00:00Z","expired":true,"explanation":"blocklist rule 3 (~admin, until 2026-11-21 12:00 UTC): flaky"}`,
+		},
+		{
+			name: "unscoped blocklist rule keeps every field",
+			in:   apiv1.BlockRule{ID: 4, Package: "hello", Reason: "r", CreatedBy: "admin", CreatedAt: at},
+			out:  new(apiv1.BlockRule),
+			want: `{"id":4,"package":"hello","version":"","release":"","arch":"","test":"","agent":null,"label":"",` +
+				`"reason":"r","created_by":"admin","created_at":"2026-11-21T12:00:00Z","expires_at":null,"expired":false,"explanation":""}`,
+		},
+		{
+			name: "minimal blocklist request",
+			in:   apiv1.BlockRuleRequest{Package: "hello", Reason: "r"},
+			out:  new(apiv1.BlockRuleRequest),
+			want: `{"package":"hello","reason":"r"}`,
+		},
+		{
+			name: "full blocklist request",
+			in: apiv1.BlockRuleRequest{Package: "hello", Version: "1.0-1", Release: "trixie", Arch: "amd64", Test: "smoke",
+				Label: "slow", Reason: "r", Expires: &at},
+			out: new(apiv1.BlockRuleRequest),
+			want: `{"package":"hello","version":"1.0-1","release":"trixie","arch":"amd64","test":"smoke","label":"slow",` +
+				`"reason":"r","expires":"2026-11-21T12:00:00Z"}`,
+		},
+		{
 			name: "error",
 			in:   apiv1.ErrorResponse{Error: apiv1.Error{Code: "not_found", Message: "no job 9"}},
 			out:  new(apiv1.ErrorResponse),

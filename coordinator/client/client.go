@@ -223,6 +223,39 @@ func (c *Client) Results(ctx context.Context, pkg string) ([]Job, error) {
 	return resp.Jobs, err
 }
 
+// AddBlockRule adds a blocklist rule (admin only) and returns it as
+// stored.
+func (c *Client) AddBlockRule(ctx context.Context, req BlockRuleRequest) (BlockRule, error) {
+	var r BlockRule
+	err := c.doJSON(ctx, http.MethodPost, "/blocklist", nil, req, &r)
+	return r, err
+}
+
+// BlockRules lists the active blocklist rules, or with all every rule,
+// expired ones too; oldest first.
+func (c *Client) BlockRules(ctx context.Context, all bool) ([]BlockRule, error) {
+	var q url.Values
+	if all {
+		q = url.Values{"all": {"true"}}
+	}
+	var resp apiv1.BlockRuleList
+	err := c.doJSON(ctx, http.MethodGet, "/blocklist", q, nil, &resp)
+	return resp.Rules, err
+}
+
+// RemoveBlockRule deletes a blocklist rule (admin only).
+func (c *Client) RemoveBlockRule(ctx context.Context, id int64) error {
+	req, err := c.newRequest(ctx, http.MethodDelete, "/blocklist/"+strconv.FormatInt(id, 10), nil, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := c.do(req)
+	if err != nil {
+		return err
+	}
+	return resp.Body.Close()
+}
+
 func (c *Client) newRequest(ctx context.Context, method, path string, q url.Values, body io.Reader) (*http.Request, error) {
 	u := c.server + apiPrefix + path
 	if len(q) > 0 {

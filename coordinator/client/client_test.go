@@ -359,3 +359,82 @@ func TestAPIErrorIs(t *testing.T) {
 		})
 	}
 }
+
+func TestBlocklist(t *testing.T) {
+	s := newFake(t)
+	s.AddAgent(client.Agent{ID: 3, Name: "box", Owner: "maint", State: client.AgentApproved, CreatedAt: created}, "")
+	admin := client.New(s.URL, adminToken, nil)
+	maint := client.New(s.URL, maintainerToken, nil)
+	anon := client.New(s.URL, "", nil)
+	agent := int64(3)
+	until := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+
+	tests := []struct {
+		name    string
+		c       *client.Client
+		req     client.BlockRuleRequest
+		wantErr error
+	}{
+		{name: "anonymous", c: anon, req: client.BlockRuleRequest{Package: "hello", Reason: "r"}, wantErr: client.ErrUnauthenticated},
+		{name: "maintainer", c: maint, req: client.BlockRuleRequest{Package: "hello", Reason: "r"}, wantErr: client.ErrForbidden},
+		{name: "no reason", c: admin, req: client.BlockRuleRequest{Package: "hello"}, wantErr: client.ErrBadRequest},
+		{name: "unknown agent", c: admin, req: client.BlockRuleRequest{Package: "hello", Agent: ptr(int64(9)), Reason: "r"}, wantErr: client.ErrBadRequest},
+		{name: "whole job", c: admin, req: client.BlockRuleRequest{Package: "linux-*", Release: "trixie", Reason: "hangs the testbed"}},
+		{name: "one test on an agent", c: admin, req: client.BlockRuleRequest{Package: "hello", Test: "smoke", Agent: &agent, Reason: "flaky", Expires: &until}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := tt.c.AddBlockRule(t.Context(), tt.req)
+			if !errors.Is(err, tt.wantErr) {
+				t.Fatalf("AddBlockRule(%+v) error = %v, want %v", tt.req, err, tt.wantErr)
+			}
+			if err == nil && (got.ID == 0 || got.Package != tt.req.Package || got.CreatedBy != "root" || got.Explanation == "") {
+				t.Errorf("AddBlockRule(%+v) = %+v", tt.req, got)
+			}
+		})
+	}
+	s.PutBlockRule(client.BlockRule{ID: 9, Package: "old", Reason: "gone", CreatedBy: "root", CreatedAt: created, ExpiresAt: &created})
+
+	rules, err := anon.BlockRules(t.Context(), false)
+	if err != nil {
+		t.Fatalf("BlockRules(false) error: %v", err)
+	}
+	if diff := cmp.Diff(s.BlockRules()[:2], rules); diff != "" {
+		t.Errorf("BlockRules(false) mismatch (-want +got):\n%s", diff)
+	}
+	all, err := anon.BlockRules(t.Context(), true)
+	if err != nil || len(all) != 3 || !all[2].Expired {
+		t.Errorf("BlockRules(true) = %+v, %v; want three rules, the last expired", all, err)
+	}
+
+	_, err = maint.SubmitJob(t.Context(), client.SubmitRequest{Package: "linux-signed", Release: "trixie"})
+	var aerr *client.APIError
+	if !errors.Is(err, client.ErrConflict) || !errors.As(err, &aerr) || !strings.Contains(aerr.Message, "blocklist rule 1 (~root): hangs the testbed") {
+		t.Errorf("SubmitJob(blocked) error = %v, want a conflict explaining rule 1", err)
+	}
+	j, err := maint.SubmitJob(t.Context(), client.SubmitRequest{Package: "linux-signed", Release: "trixie", Force: true})
+	if err != nil || j.Reason != "submitted despite blocklist rule 1" {
+		t.Errorf("SubmitJob(forced) = %+v, %v; want a job naming rule 1", j, err)
+	}
+
+	removals := []struct {
+		name    string
+		c       *client.Client
+		id      int64
+		wantErr error
+	}{
+		{name: "maintainer", c: maint, id: 1, wantErr: client.ErrForbidden},
+		{name: "admin", c: admin, id: 1},
+		{name: "again", c: admin, id: 1, wantErr: client.ErrNotFound},
+	}
+	for _, tt := range removals {
+		if err := tt.c.RemoveBlockRule(t.Context(), tt.id); !errors.Is(err, tt.wantErr) {
+			t.Errorf("%s: RemoveBlockRule(%d) error = %v, want %v", tt.name, tt.id, err, tt.wantErr)
+		}
+	}
+	if got := s.BlockRules(); len(got) != 2 || got[0].ID != 2 {
+		t.Errorf("rules after removal = %+v, want rules 2 and 9", got)
+	}
+}
+
+func ptr[T any](v T) *T { return &v }

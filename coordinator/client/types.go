@@ -30,6 +30,11 @@ type (
 	SubmitRequest = apiv1.SubmitRequest
 	// VersionInfo is what the coordinator reports about its build.
 	VersionInfo = apiv1.VersionInfo
+	// BlockRule is an admin's rule that keeps a package, or one of its
+	// tests, off the grid.
+	BlockRule = apiv1.BlockRule
+	// BlockRuleRequest asks for a new blocklist rule.
+	BlockRuleRequest = apiv1.BlockRuleRequest
 )
 
 // Test is the result of one test of a package.

@@ -1,13 +1,16 @@
 // Package store owns the coordinator's durable state: accounts and their API
 // tokens, agents and their registration, jobs and their leases, results and
-// the rows naming content-addressed blobs. It defines the Store interface,
-// the domain types it speaks and the errors it returns; implementations live
-// in sub-packages and are checked by the conformance suite in storetest.
+// the rows naming content-addressed blobs, and the admins' blocklist rules.
+// It defines the Store interface, the domain types it speaks and the errors
+// it returns; implementations live in sub-packages and are checked by the
+// conformance suite in storetest.
 //
 // It must not hold the blob bytes themselves (the file store does), know
 // about the wire protocol or transports, verify signatures, or decide who is
 // allowed to do what beyond the ownership and state rules documented on each
-// method: callers authenticate and authorise before they call.
+// method: callers authenticate and authorise before they call. It stores
+// blocklist rules but does not decide what they block (package blocklist
+// does).
 //
 // # Time
 //
@@ -116,7 +119,8 @@ type Store interface {
 	Blob(ctx context.Context, sha256 string) (Blob, error)
 
 	// CreateJob queues a new job and returns it with its ID, State,
-	// MaxAttempts and CreatedAt set. ErrInvalid when package, release or
+	// MaxAttempts and CreatedAt set; its Reason and Forced are stored as
+	// given. ErrInvalid when package, release or
 	// arch is empty, the state is set to anything but JobQueued, the
 	// source is incomplete or does not match its blob, or MaxAttempts is
 	// negative; ErrUnknownBlob when the source blob is not recorded.
@@ -178,4 +182,16 @@ type Store interface {
 	// ResultByKey returns the result stored with the given idempotency
 	// key, or ErrNotFound (also for an empty key).
 	ResultByKey(ctx context.Context, key string) (Result, error)
+
+	// AddBlockRule stores a new blocklist rule and returns it with its ID
+	// and CreatedAt set. ErrInvalid (an *InvalidError) when
+	// BlockRule.Validate refuses it or ExpiresAt is not after CreatedAt,
+	// ErrNotFound when AgentID names no agent.
+	AddBlockRule(ctx context.Context, r BlockRule) (BlockRule, error)
+	// BlockRules returns the rules active at now (see BlockRule.Active),
+	// or every rule when all is set, oldest first.
+	BlockRules(ctx context.Context, now time.Time, all bool) ([]BlockRule, error)
+	// RemoveBlockRule deletes a rule, active or expired. ErrNotFound for
+	// an unknown id.
+	RemoveBlockRule(ctx context.Context, id int64) error
 }

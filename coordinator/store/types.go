@@ -3,7 +3,11 @@ package store
 import (
 	"encoding/json"
 	"fmt"
+	"path"
+	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/sparegrid/sparegrid/shared/dep8"
 )
@@ -143,7 +147,11 @@ type Job struct {
 	// Reason says why the job was retried or ended in error.
 	Reason string
 	// Transport is the transport of the last delivered result.
-	Transport   string
+	Transport string
+	// Forced records that the submitter asked for the job to run whatever
+	// whole-job blocklist rules covered it at submission (and, with result
+	// reuse, whatever earlier result could stand in for it).
+	Forced      bool
 	SubmittedBy string
 	CreatedAt   time.Time
 	StartedAt   *time.Time
@@ -236,3 +244,154 @@ func ValidSHA256(s string) bool {
 	}
 	return true
 }
+
+// InvalidError is an ErrInvalid whose Reason is written for the person who
+// sent the input, so that callers may show it as it is.
+type InvalidError struct {
+	Reason string
+}
+
+func (e *InvalidError) Error() string { return ErrInvalid.Error() + ": " + e.Reason }
+
+// Is makes errors.Is(e, ErrInvalid) true.
+func (e *InvalidError) Is(target error) bool { return target == ErrInvalid }
+
+func invalid(format string, args ...any) error {
+	return &InvalidError{Reason: fmt.Sprintf(format, args...)}
+}
+
+// MaxBlockReason is the longest reason a blocklist rule may give, in bytes.
+const MaxBlockReason = 500
+
+// BlockRule is an admin's rule that keeps a source package, or one of its
+// tests, off the grid. Empty fields match anything; a rule scoped to an
+// agent or a label applies only to jobs going to that agent, or to an
+// agent with that label.
+type BlockRule struct {
+	ID int64
+	// Package is a shell glob (path.Match syntax) matched against the
+	// source package name.
+	Package string
+	// Version, Release and Arch, when set, must equal the job's.
+	Version string
+	Release string
+	Arch    string
+	// Test, when set, names the one test the rule skips; otherwise the
+	// rule blocks the whole job.
+	Test string
+	// AgentID (0 for any) and Label scope the rule; at most one is set.
+	AgentID int64
+	Label   string
+	Reason  string
+	// CreatedBy names the admin's account.
+	CreatedBy string
+	CreatedAt time.Time
+	// ExpiresAt, when set, is the moment the rule stops matching.
+	ExpiresAt *time.Time
+}
+
+// Active reports whether the rule still matches at now.
+func (r BlockRule) Active(now time.Time) bool {
+	return r.ExpiresAt == nil || now.Before(*r.ExpiresAt)
+}
+
+// Validate reports, as an *InvalidError, what makes r unfit to store as a
+// new rule. It checks the fields on their own; that the agent exists and
+// that ExpiresAt lies after CreatedAt are left to the store.
+func (r BlockRule) Validate() error {
+	if err := ValidateBlockPattern(r.Package); err != nil {
+		return err
+	}
+	switch {
+	case r.Version != "" && !dep8.ValidVersion(r.Version):
+		return invalid("version %q is not a Debian version", r.Version)
+	case r.Release != "" && !dep8.ValidSuite(r.Release):
+		return invalid("release %q is not a release name such as trixie", r.Release)
+	case r.Arch != "" && !dep8.ValidSuite(r.Arch):
+		return invalid("arch %q is not an architecture name such as amd64", r.Arch)
+	case r.Test != "" && !ValidTestName(r.Test):
+		return invalid("test %q is not an autopkgtest test name (at most 100 printable characters, no space, comma or slash)", r.Test)
+	case r.AgentID < 0:
+		return invalid("agent %d is not an agent id", r.AgentID)
+	case r.AgentID != 0 && r.Label != "":
+		return invalid("a rule is scoped to an agent or to a label, not both")
+	case r.Label != "" && !ValidLabel(r.Label):
+		return invalid("label %q: use 1 to 64 characters from a-z, 0-9 and \"._:=-\", starting with a letter or digit", r.Label)
+	case strings.TrimSpace(r.Reason) == "":
+		return invalid("a rule needs a reason")
+	case len(r.Reason) > MaxBlockReason:
+		return invalid("reason is %d bytes; at most %d", len(r.Reason), MaxBlockReason)
+	case !printable(r.Reason):
+		return invalid("reason must be printable text on one line")
+	case r.CreatedBy == "":
+		return invalid("a rule needs the account that made it")
+	}
+	return nil
+}
+
+// ValidateBlockPattern reports, as an *InvalidError, why p is not a glob a
+// blocklist rule may match source package names with: path.Match syntax
+// over the characters of source package names (a-z, 0-9, "+-.") and the
+// glob characters *, ?, [, ], ^ and \, at most 100 bytes.
+func ValidateBlockPattern(p string) error {
+	const hint = "use a source package name or a shell glob such as 'linux-*'"
+	if p == "" {
+		return invalid("a rule needs a package glob; %s", hint)
+	}
+	if len(p) > 100 {
+		return invalid("package glob is %d bytes; at most 100", len(p))
+	}
+	for i := 0; i < len(p); i++ {
+		c := p[i]
+		if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || strings.IndexByte("+-.*?[]^\\", c) >= 0) {
+			return invalid("package glob %q: character %d is not allowed; %s", p, i+1, hint)
+		}
+	}
+	if _, err := path.Match(p, ""); err != nil {
+		return invalid("package glob %q is malformed (an unclosed [ or a trailing \\); %s", p, hint)
+	}
+	return nil
+}
+
+// ValidTestName reports whether s can be an autopkgtest test name: 1 to
+// 100 printable ASCII characters without space, comma or slash (test
+// names are listed comma- or space-separated and never hold a slash).
+func ValidTestName(s string) bool {
+	if s == "" || len(s) > 100 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c <= ' ' || c >= 0x7f || c == ',' || c == '/' {
+			return false
+		}
+	}
+	return true
+}
+
+// ValidLabel reports whether s is acceptable as an agent label: 1 to 64
+// characters from a-z, 0-9 and "._:=-", starting with a letter or digit.
+func ValidLabel(s string) bool {
+	if s == "" || len(s) > 64 || !lowerAlnum(s[0]) {
+		return false
+	}
+	for i := 1; i < len(s); i++ {
+		if c := s[i]; !lowerAlnum(c) && strings.IndexByte("._:=-", c) < 0 {
+			return false
+		}
+	}
+	return true
+}
+
+func printable(s string) bool {
+	if !utf8.ValidString(s) {
+		return false
+	}
+	for _, r := range s {
+		if !unicode.IsPrint(r) {
+			return false
+		}
+	}
+	return true
+}
+
+func lowerAlnum(c byte) bool { return 'a' <= c && c <= 'z' || '0' <= c && c <= '9' }

@@ -1,6 +1,7 @@
 // Package clienttest owns a small fake of the coordinator's HTTP API for
 // tests of the client and the sparegrid CLI: a real HTTP server on
-// loopback that keeps accounts, agents, jobs and blobs in memory.
+// loopback that keeps accounts, agents, jobs, blobs and blocklist rules in
+// memory.
 //
 // It implements the API contract only as far as those tests need; it must
 // not be used outside tests, and it is not the coordinator: the real
@@ -15,6 +16,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"path"
 	"slices"
 	"strconv"
 	"strings"
@@ -42,6 +44,8 @@ type Server struct {
 	sources   map[string][]byte
 	submitted []client.SubmitRequest
 	nextJob   int64
+	rules     []client.BlockRule
+	nextRule  int64
 	now       time.Time
 }
 
@@ -60,6 +64,7 @@ func New(t testing.TB) *Server {
 		blobs:     map[string][]byte{},
 		sources:   map[string][]byte{},
 		nextJob:   1,
+		nextRule:  1,
 		now:       time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC),
 	}
 	hs := httptest.NewServer(s.handler())
@@ -244,6 +249,9 @@ func (s *Server) handler() http.Handler {
 		return s.listJobs(r.URL.Query().Get("package"), client.StateDone, "")
 	})
 	route("GET /api/v1/jobs/{id}", s.getJob)
+	route("POST /api/v1/blocklist", s.addBlockRule)
+	route("GET /api/v1/blocklist", s.listBlockRules)
+	route("DELETE /api/v1/blocklist/{id}", s.removeBlockRule)
 	route("POST /api/v1/jobs/{id}/cancel", s.cancelJob)
 	route("GET /api/v1/jobs/{id}/log", func(w http.ResponseWriter, r *http.Request) (any, int, *apiError) {
 		id, aerr := pathID(r)
@@ -464,6 +472,13 @@ func (s *Server) submitJob(w http.ResponseWriter, r *http.Request) (any, int, *a
 		Triggers: req.Triggers, Source: req.Source, State: client.StateQueued,
 		SubmittedBy: acct.Name, CreatedAt: s.now,
 	})
+	if rule := s.blockingLocked(j); rule != nil {
+		if !req.Force {
+			return nil, 0, errorf(http.StatusConflict, "conflict", "%s on %s/%s is blocked by %s; submit with force (sparegrid submit --force) to run it anyway",
+				j.Package, j.Release, j.Arch, rule.Explanation)
+		}
+		j.Reason = fmt.Sprintf("submitted despite blocklist rule %d", rule.ID)
+	}
 	s.nextJob++
 	s.jobs[j.ID] = j
 	return j, http.StatusCreated, nil
@@ -534,4 +549,123 @@ func (s *Server) cancelJob(w http.ResponseWriter, r *http.Request) (any, int, *a
 	j.State, j.Verdict = client.StateCancelled, "cancelled"
 	s.jobs[id] = j
 	return j, http.StatusOK, nil
+}
+
+// BlockRules returns the blocklist rules as the fake holds them, oldest
+// first.
+func (s *Server) BlockRules() []client.BlockRule {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.rules)
+}
+
+// PutBlockRule adds or replaces a blocklist rule as it is, so tests can
+// hold rules that expired before the fake's clock.
+func (s *Server) PutBlockRule(r client.BlockRule) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if i := slices.IndexFunc(s.rules, func(old client.BlockRule) bool { return old.ID == r.ID }); i >= 0 {
+		s.rules[i] = r
+	} else {
+		s.rules = append(s.rules, r)
+		slices.SortFunc(s.rules, func(a, b client.BlockRule) int { return int(a.ID - b.ID) })
+	}
+	if r.ID >= s.nextRule {
+		s.nextRule = r.ID + 1
+	}
+}
+
+// blockingLocked returns the first active whole-job rule without agent or
+// label scope that covers j: what the real coordinator refuses a
+// submission for.
+func (s *Server) blockingLocked(j client.Job) *client.BlockRule {
+	for _, r := range s.rules {
+		if r.Test != "" || r.Agent != nil || r.Label != "" || (r.ExpiresAt != nil && !s.now.Before(*r.ExpiresAt)) {
+			continue
+		}
+		if ok, _ := path.Match(r.Package, j.Package); !ok ||
+			r.Version != "" && r.Version != j.Version || r.Release != "" && r.Release != j.Release || r.Arch != "" && r.Arch != j.Arch {
+			continue
+		}
+		return &r
+	}
+	return nil
+}
+
+func (s *Server) addBlockRule(w http.ResponseWriter, r *http.Request) (any, int, *apiError) {
+	acct, aerr := s.auth(r, client.RoleAdmin)
+	if aerr != nil {
+		return nil, 0, aerr
+	}
+	var req client.BlockRuleRequest
+	if aerr := decodeBody(r, &req); aerr != nil {
+		return nil, 0, aerr
+	}
+	if _, err := path.Match(req.Package, ""); err != nil || req.Package == "" {
+		return nil, 0, errorf(http.StatusBadRequest, "bad_request", "package glob %q is malformed", req.Package)
+	}
+	if strings.TrimSpace(req.Reason) == "" {
+		return nil, 0, errorf(http.StatusBadRequest, "bad_request", "a rule needs a reason")
+	}
+	if req.Agent != nil && req.Label != "" {
+		return nil, 0, errorf(http.StatusBadRequest, "bad_request", "a rule is scoped to an agent or to a label, not both")
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if req.Expires != nil && !req.Expires.After(s.now) {
+		return nil, 0, errorf(http.StatusBadRequest, "bad_request", "expires %s is not in the future", req.Expires.Format(time.RFC3339))
+	}
+	if req.Agent != nil {
+		if _, ok := s.agents[*req.Agent]; !ok {
+			return nil, 0, errorf(http.StatusBadRequest, "bad_request", "there is no agent %d", *req.Agent)
+		}
+	}
+	rule := client.BlockRule{
+		ID: s.nextRule, Package: req.Package, Version: req.Version, Release: req.Release, Arch: req.Arch, Test: req.Test,
+		Agent: req.Agent, Label: req.Label, Reason: strings.TrimSpace(req.Reason), CreatedBy: acct.Name, CreatedAt: s.now,
+		ExpiresAt: req.Expires,
+	}
+	until := ""
+	if e := rule.ExpiresAt; e != nil && e.UTC().Equal(e.UTC().Truncate(24*time.Hour)) {
+		until = ", until " + e.UTC().Format(time.DateOnly)
+	} else if e != nil {
+		until = ", until " + e.UTC().Format("2006-01-02 15:04 UTC")
+	}
+	rule.Explanation = fmt.Sprintf("blocklist rule %d (~%s%s): %s", rule.ID, rule.CreatedBy, until, rule.Reason)
+	s.nextRule++
+	s.rules = append(s.rules, rule)
+	return rule, http.StatusCreated, nil
+}
+
+func (s *Server) listBlockRules(w http.ResponseWriter, r *http.Request) (any, int, *apiError) {
+	all := r.URL.Query().Get("all") == "true"
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := []client.BlockRule{}
+	for _, rule := range s.rules {
+		rule.Expired = rule.ExpiresAt != nil && !s.now.Before(*rule.ExpiresAt)
+		if all || !rule.Expired {
+			out = append(out, rule)
+		}
+	}
+	return map[string]any{"rules": out}, http.StatusOK, nil
+}
+
+func (s *Server) removeBlockRule(w http.ResponseWriter, r *http.Request) (any, int, *apiError) {
+	if _, aerr := s.auth(r, client.RoleAdmin); aerr != nil {
+		return nil, 0, aerr
+	}
+	id, aerr := pathID(r)
+	if aerr != nil {
+		return nil, 0, aerr
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	i := slices.IndexFunc(s.rules, func(rule client.BlockRule) bool { return rule.ID == id })
+	if i < 0 {
+		return nil, 0, errorf(http.StatusNotFound, "not_found", "no blocklist rule %d", id)
+	}
+	s.rules = slices.Delete(s.rules, i, i+1)
+	w.WriteHeader(http.StatusNoContent)
+	return nil, 0, nil
 }

@@ -94,7 +94,7 @@ func (a *app) rootCommand() *cobra.Command {
 		Short: "Ask the sparegrid test grid to test Debian packages, and read its results",
 		Long: `sparegrid talks to a sparegrid coordinator's HTTP API. Maintainers submit
 autopkgtest jobs, follow them and verify their signed results; admins also
-create accounts and approve agents.
+create accounts, approve agents and keep the blocklist.
 
 Reads need no token. Writes need an API token from --token, --token-file,
 SPAREGRID_TOKEN_FILE or SPAREGRID_TOKEN (in that order).`,
@@ -127,6 +127,7 @@ SPAREGRID_TOKEN_FILE or SPAREGRID_TOKEN (in that order).`,
 		a.logCommand(),
 		a.cancelCommand(),
 		a.verifyCommand(),
+		a.blocklistCommand(),
 	)
 	return root
 }

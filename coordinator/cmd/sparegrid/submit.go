@@ -31,6 +31,7 @@ type submitOptions struct {
 	triggers []string
 	source   string
 	wait     bool
+	force    bool
 }
 
 func (a *app) submitCommand() *cobra.Command {
@@ -45,6 +46,12 @@ an unpacked source tree (a directory with debian/control) or a .dsc whose
 files lie beside it; the source is packed, uploaded and tested as it is.
 
 The new job's id is printed alone on standard output.
+
+A job that a blocklist rule blocks is refused with the rule and its reason
+(see "sparegrid blocklist list"). --force submits it anyway; the job's
+reason then names the rule. --force also asks for a fresh run where the
+coordinator could reuse an earlier result with the same package, version,
+triggers, release, architecture and harness.
 
 With --wait, sparegrid follows the job until it ends, then prints each
 test's result and the verdict on standard error, and exits with:
@@ -66,6 +73,7 @@ test's result and the verdict on standard error, and exits with:
 	f.StringArrayVar(&o.triggers, "trigger", nil, "a trigger as SOURCE/VERSION; repeat for more")
 	f.StringVar(&o.source, "source", "", "source tree directory or .dsc to upload and test")
 	f.BoolVar(&o.wait, "wait", false, "wait for the result; the exit status tells the verdict")
+	f.BoolVar(&o.force, "force", false, "run even if a blocklist rule blocks the job or an earlier result could be reused")
 	cmd.MarkFlagRequired("release")
 	return cmd
 }
@@ -82,7 +90,7 @@ func (a *app) submit(ctx context.Context, args []string, o submitOptions) error 
 			return err
 		}
 	}
-	req := client.SubmitRequest{Release: o.release, Arch: o.arch, Version: o.version, Triggers: o.triggers}
+	req := client.SubmitRequest{Release: o.release, Arch: o.arch, Version: o.version, Triggers: o.triggers, Force: o.force}
 	if len(args) == 1 {
 		req.Package = args[0]
 		if !dep8.ValidSource(req.Package) {
@@ -108,6 +116,9 @@ func (a *app) submit(ctx context.Context, args []string, o submitOptions) error 
 		return err
 	}
 	fmt.Fprintln(a.stdout, job.ID)
+	if job.Reason != "" {
+		fmt.Fprintf(a.stderr, "job %d: %s\n", job.ID, clean(job.Reason))
+	}
 	if !o.wait {
 		return nil
 	}

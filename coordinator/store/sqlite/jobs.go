@@ -70,7 +70,7 @@ func checkBlob(ctx context.Context, q querier, sum string, size int64) error {
 const jobSelect = `SELECT id, package, version, release, arch, triggers,
 	source_sha256, source_size, source_kind, source_entry,
 	state, verdict, attempt, max_attempts, agent_id, nonce, lease_expires,
-	stage, reason, transport, submitted_by, created_at, started_at, finished_at
+	stage, reason, transport, forced, submitted_by, created_at, started_at, finished_at
 	FROM jobs`
 
 func scanJob(s scanner) (store.Job, error) {
@@ -82,7 +82,7 @@ func scanJob(s scanner) (store.Job, error) {
 	if err := s.Scan(&j.ID, &j.Package, &j.Version, &j.Release, &j.Arch, &triggers,
 		&srcSum, &srcSize, &srcKind, &srcEntry,
 		&j.State, &j.Verdict, &j.Attempt, &j.MaxAttempts, &agent, &j.Nonce, &lease,
-		&j.Stage, &j.Reason, &j.Transport, &j.SubmittedBy, &created, &started, &finished); err != nil {
+		&j.Stage, &j.Reason, &j.Transport, &j.Forced, &j.SubmittedBy, &created, &started, &finished); err != nil {
 		return store.Job{}, err
 	}
 	if err := json.Unmarshal([]byte(triggers), &j.Triggers); err != nil {
@@ -140,10 +140,12 @@ func (db *DB) CreateJob(ctx context.Context, j store.Job) (store.Job, error) {
 			}
 		}
 		res, err := tx.ExecContext(ctx, `INSERT INTO jobs (package, version, release, arch, triggers,
-			source_sha256, source_size, source_kind, source_entry, state, max_attempts, submitted_by, created_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?)`,
+			source_sha256, source_size, source_kind, source_entry, state, max_attempts, reason, forced,
+			submitted_by, created_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?)`,
 			j.Package, j.Version, j.Release, j.Arch, string(triggers),
-			srcSum, srcSize, srcKind, srcEntry, j.MaxAttempts, j.SubmittedBy, nanos(db.clock(j.CreatedAt)))
+			srcSum, srcSize, srcKind, srcEntry, j.MaxAttempts, j.Reason, j.Forced,
+			j.SubmittedBy, nanos(db.clock(j.CreatedAt)))
 		if err != nil {
 			return err
 		}

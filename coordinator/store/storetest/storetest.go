@@ -4,7 +4,7 @@
 //
 // It owns the executable form of the Store contract: every method, every
 // documented error, lease exclusivity under concurrency, expiry and retry
-// rules. It must not import any implementation, and must not depend on
+// rules, blocklist rules and their expiry. It must not import any implementation, and must not depend on
 // anything the Store interface does not promise (no SQL, no files).
 package storetest
 
@@ -50,6 +50,8 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"IdempotentResults", testIdempotentResults},
 		{"RetryElsewhere", testRetryElsewhere},
 		{"PauseAgent", testPauseAgent},
+		{"BlockRules", testBlockRules},
+		{"ForcedJob", testForcedJob},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {
