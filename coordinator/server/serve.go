@@ -17,6 +17,7 @@ import (
 	"github.com/sparegrid/sparegrid/coordinator/api"
 	"github.com/sparegrid/sparegrid/coordinator/auth"
 	"github.com/sparegrid/sparegrid/coordinator/blobs"
+	"github.com/sparegrid/sparegrid/coordinator/config"
 	"github.com/sparegrid/sparegrid/coordinator/gateway"
 	"github.com/sparegrid/sparegrid/coordinator/queue"
 	"github.com/sparegrid/sparegrid/coordinator/store/sqlite"
@@ -45,7 +46,10 @@ type Options struct {
 	// RetryElsewhere is how long a job that failed on an agent's
 	// infrastructure waits for another agent (see gateway.Config).
 	RetryElsewhere time.Duration
-	Log            *slog.Logger
+	// Config is the configuration file's content (archives to watch,
+	// event rules); the zero Config watches nothing.
+	Config config.Config
+	Log    *slog.Logger
 	// Ready, when set, receives the bound addresses once the listeners
 	// are up; agents is the QUIC address, whose port TCP shares.
 	Ready func(agents, http net.Addr)
@@ -136,6 +140,12 @@ func Run(ctx context.Context, o Options) error {
 	}
 
 	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	waitArchives, err := watchArchives(ctx, o.DataDir, o.Config.Archives, o.Log.With("component", "archive"))
+	if err != nil {
+		return err
+	}
+	defer waitArchives()
 	defer cancel()
 	errc := make(chan error, 2)
 	go func() { errc <- gw.Serve(ctx, ql, tl) }()

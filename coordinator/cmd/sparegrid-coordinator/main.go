@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/sparegrid/sparegrid/coordinator/config"
 	"github.com/sparegrid/sparegrid/coordinator/gateway"
 	"github.com/sparegrid/sparegrid/coordinator/server"
 	"github.com/sparegrid/sparegrid/coordinator/store"
@@ -84,6 +85,7 @@ An existing, non-empty DIR is refused and left untouched.`,
 func newServe(stderr io.Writer) *cobra.Command {
 	o := server.Options{}
 	var debug bool
+	var configPath string
 	cmd := &cobra.Command{
 		Use:   "serve --data DIR [--agents ADDR] [--http ADDR]",
 		Short: "Serve agents (QUIC) and people (HTTP) until interrupted",
@@ -91,6 +93,13 @@ func newServe(stderr io.Writer) *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if o.DataDir == "" {
 				return fmt.Errorf("--data is required (or set SPAREGRID_DATA)")
+			}
+			if configPath != "" {
+				c, err := config.Load(configPath)
+				if err != nil {
+					return err
+				}
+				o.Config = c
 			}
 			if o.MaxAttempts < 1 {
 				return fmt.Errorf("--max-attempts is %d; a job needs at least 1 attempt", o.MaxAttempts)
@@ -114,6 +123,7 @@ func newServe(stderr io.Writer) *cobra.Command {
 	f.DurationVar(&o.TokenTTL, "token-ttl", 15*time.Minute, "lifetime of an agent token")
 	f.IntVar(&o.MaxAttempts, "max-attempts", store.DefaultMaxAttempts, "attempts a job gets before infrastructure failures (tmpfail, lost agents, expired leases) end it with verdict error")
 	f.DurationVar(&o.RetryElsewhere, "retry-elsewhere", gateway.DefaultRetryElsewhere, "how long a job that failed on an agent's infrastructure waits for another online agent before the same agent may take it again; negative to turn off")
+	f.StringVar(&configPath, "config", envOr("SPAREGRID_CONFIG", ""), "configuration file: archives to watch, event rules (TOML; see installer/coordinator.toml.example; env SPAREGRID_CONFIG)")
 	f.BoolVar(&debug, "debug", false, "log debug messages")
 	return cmd
 }
