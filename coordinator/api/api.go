@@ -96,6 +96,7 @@ func (a *API) routes() {
 	m.HandleFunc("GET /api/v1/jobs/{id}/envelope", a.jobEnvelope)
 	m.HandleFunc("GET /api/v1/blobs/{sha}", a.getBlob)
 	m.HandleFunc("GET /api/v1/results", a.results)
+	m.HandleFunc("GET /api/v1/verdicts", a.verdicts)
 	m.HandleFunc("POST /api/v1/blocklist", a.admin(a.addBlockRule))
 	m.HandleFunc("GET /api/v1/blocklist", a.listBlockRules)
 	m.HandleFunc("DELETE /api/v1/blocklist/{id}", a.admin(a.removeBlockRule))

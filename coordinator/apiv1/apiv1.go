@@ -278,3 +278,67 @@ type BlockRuleRequest struct {
 type BlockRuleList struct {
 	Rules []BlockRule `json:"rules"`
 }
+
+// Verdict statuses, in britney's words (see docs/scheduling.md).
+const (
+	StatusPass       = "PASS"
+	StatusRegression = "REGRESSION"
+	StatusAlwaysFail = "ALWAYSFAIL"
+	StatusNeutral    = "NEUTRAL"
+	StatusRunning    = "RUNNING"
+	StatusPending    = "PENDING"
+)
+
+// VerdictList is the answer of GET /verdicts: a package's verdicts and the
+// confirmation runs they wait for.
+type VerdictList struct {
+	Package  string         `json:"package"`
+	Verdicts []Verdict      `json:"verdicts"`
+	Retries  []VerdictRetry `json:"retries"`
+}
+
+// Verdict is the judgement of one package version's tests against one
+// trigger set on one release and architecture.
+type Verdict struct {
+	Package  string   `json:"package"`
+	Version  string   `json:"version"`
+	Triggers []string `json:"triggers"`
+	Release  string   `json:"release"`
+	Arch     string   `json:"arch"`
+	// Status is one of the Status* values.
+	Status string `json:"status"`
+	Reason string `json:"reason"`
+	// Jobs are the jobs the verdict rests on.
+	Jobs []int64 `json:"jobs"`
+	// HarnessRevisions are the harness revisions of the results in Jobs.
+	HarnessRevisions []string `json:"harness_revisions"`
+	// Baseline is nil when the package has no run without triggers to
+	// compare with.
+	Baseline *VerdictBaseline `json:"baseline"`
+	// FailedOn lists the agents that saw the failure since the last pass.
+	FailedOn    []int64 `json:"failed_on"`
+	Unconfirmed bool    `json:"unconfirmed"`
+	Flaky       bool    `json:"flaky"`
+}
+
+// VerdictBaseline is the run without triggers a verdict was judged
+// against.
+type VerdictBaseline struct {
+	JobID    int64        `json:"job_id"`
+	Result   dep8.Verdict `json:"result"`
+	Version  string       `json:"version"`
+	Finished time.Time    `json:"finished"`
+}
+
+// VerdictRetry is a confirmation run a failure waits for before it is
+// declared a REGRESSION: the target again, on an agent other than
+// AvoidAgents.
+type VerdictRetry struct {
+	Package     string   `json:"package"`
+	Version     string   `json:"version"`
+	Triggers    []string `json:"triggers"`
+	Release     string   `json:"release"`
+	Arch        string   `json:"arch"`
+	AvoidAgents []int64  `json:"avoid_agents"`
+	Reason      string   `json:"reason"`
+}

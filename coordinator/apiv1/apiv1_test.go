@@ -112,6 +112,29 @@ func TestWireShapes(t *testing.T) {
 				`"reason":"r","expires":"2026-11-21T12:00:00Z"}`,
 		},
 		{
+			name: "verdicts",
+			in: apiv1.VerdictList{Package: "hello", Verdicts: []apiv1.Verdict{{
+				Package: "hello", Version: "2.10-3", Triggers: []string{"glibc/2.41-1"}, Release: "trixie", Arch: "amd64",
+				Status: apiv1.StatusRunning, Reason: "r", Jobs: []int64{52, 41}, HarnessRevisions: []string{"agent=v1"},
+				Baseline: &apiv1.VerdictBaseline{JobID: 41, Result: dep8.VerdictPass, Version: "2.10-2", Finished: at},
+				FailedOn: []int64{3},
+			}}, Retries: []apiv1.VerdictRetry{{Package: "hello", Version: "2.10-3", Triggers: []string{"glibc/2.41-1"},
+				Release: "trixie", Arch: "amd64", AvoidAgents: []int64{3}, Reason: "confirm"}}},
+			out: new(apiv1.VerdictList),
+			want: `{"package":"hello","verdicts":[{"package":"hello","version":"2.10-3","triggers":["glibc/2.41-1"],` +
+				`"release":"trixie","arch":"amd64","status":"RUNNING","reason":"r","jobs":[52,41],"harness_revisions":["agent=v1"],` +
+				`"baseline":{"job_id":41,"result":"pass","version":"2.10-2","finished":"2026-11-21T12:00:00Z"},` +
+				`"failed_on":[3],"unconfirmed":false,"flaky":false}],` +
+				`"retries":[{"package":"hello","version":"2.10-3","triggers":["glibc/2.41-1"],"release":"trixie","arch":"amd64",` +
+				`"avoid_agents":[3],"reason":"confirm"}]}`,
+		},
+		{
+			name: "no verdicts",
+			in:   apiv1.VerdictList{Package: "hello", Verdicts: []apiv1.Verdict{}, Retries: []apiv1.VerdictRetry{}},
+			out:  new(apiv1.VerdictList),
+			want: `{"package":"hello","verdicts":[],"retries":[]}`,
+		},
+		{
 			name: "error",
 			in:   apiv1.ErrorResponse{Error: apiv1.Error{Code: "not_found", Message: "no job 9"}},
 			out:  new(apiv1.ErrorResponse),

@@ -223,6 +223,18 @@ func (c *Client) Results(ctx context.Context, pkg string) ([]Job, error) {
 	return resp.Jobs, err
 }
 
+// Verdicts returns the verdicts of a package, of one version when version
+// is not empty, with the confirmation runs they wait for.
+func (c *Client) Verdicts(ctx context.Context, pkg, version string) (VerdictList, error) {
+	q := url.Values{"package": {pkg}}
+	if version != "" {
+		q.Set("version", version)
+	}
+	var resp VerdictList
+	err := c.doJSON(ctx, http.MethodGet, "/verdicts", q, nil, &resp)
+	return resp, err
+}
+
 // AddBlockRule adds a blocklist rule (admin only) and returns it as
 // stored.
 func (c *Client) AddBlockRule(ctx context.Context, req BlockRuleRequest) (BlockRule, error) {

@@ -438,3 +438,44 @@ func TestBlocklist(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+func TestVerdicts(t *testing.T) {
+	s := newFake(t)
+	glibc := []string{"glibc/2.41-1"}
+	pass := client.Verdict{Package: "hello", Version: "2.10-3", Triggers: glibc, Release: "trixie", Arch: "amd64",
+		Status: client.StatusPass, Reason: "passed", Jobs: []int64{52}, HarnessRevisions: []string{"rev"},
+		Baseline: &client.VerdictBaseline{JobID: 41, Result: dep8.VerdictPass, Version: "2.10-2", Finished: created},
+		FailedOn: []int64{}}
+	running := client.Verdict{Package: "hello", Version: "2.11-1", Triggers: glibc, Release: "trixie", Arch: "amd64",
+		Status: client.StatusRunning, Reason: "failed", Jobs: []int64{60}, HarnessRevisions: []string{"rev"}, FailedOn: []int64{3}}
+	retry := client.VerdictRetry{Package: "hello", Version: "2.11-1", Triggers: glibc, Release: "trixie", Arch: "amd64",
+		AvoidAgents: []int64{3}, Reason: "confirm"}
+	s.PutVerdicts(client.VerdictList{Package: "hello", Verdicts: []client.Verdict{pass, running}, Retries: []client.VerdictRetry{retry}})
+	anon := client.New(s.URL, "", nil)
+
+	tests := []struct {
+		name         string
+		pkg, version string
+		want         client.VerdictList
+		wantErr      error
+	}{
+		{name: "every version", pkg: "hello",
+			want: client.VerdictList{Package: "hello", Verdicts: []client.Verdict{pass, running}, Retries: []client.VerdictRetry{retry}}},
+		{name: "one version", pkg: "hello", version: "2.10-3",
+			want: client.VerdictList{Package: "hello", Verdicts: []client.Verdict{pass}, Retries: []client.VerdictRetry{}}},
+		{name: "unknown package", pkg: "nothing",
+			want: client.VerdictList{Package: "nothing", Verdicts: []client.Verdict{}, Retries: []client.VerdictRetry{}}},
+		{name: "no package", wantErr: client.ErrBadRequest},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := anon.Verdicts(t.Context(), tt.pkg, tt.version)
+			if !errors.Is(err, tt.wantErr) {
+				t.Fatalf("Verdicts(%q, %q) error = %v, want %v", tt.pkg, tt.version, err, tt.wantErr)
+			}
+			if diff := cmp.Diff(tt.want, got); err == nil && diff != "" {
+				t.Errorf("Verdicts(%q, %q) mismatch (-want +got):\n%s", tt.pkg, tt.version, diff)
+			}
+		})
+	}
+}

@@ -35,6 +35,17 @@ type (
 	BlockRule = apiv1.BlockRule
 	// BlockRuleRequest asks for a new blocklist rule.
 	BlockRuleRequest = apiv1.BlockRuleRequest
+	// VerdictList is a package's verdicts and the confirmation runs they
+	// wait for.
+	VerdictList = apiv1.VerdictList
+	// Verdict is the judgement of one package version's tests against one
+	// trigger set on one release and architecture.
+	Verdict = apiv1.Verdict
+	// VerdictBaseline is the run without triggers a verdict was judged
+	// against.
+	VerdictBaseline = apiv1.VerdictBaseline
+	// VerdictRetry is a confirmation run a failure waits for.
+	VerdictRetry = apiv1.VerdictRetry
 )
 
 // Test is the result of one test of a package.
@@ -61,6 +72,16 @@ const (
 const (
 	KindTree = apiv1.KindTree
 	KindDsc  = apiv1.KindDsc
+)
+
+// Verdict statuses.
+const (
+	StatusPass       = apiv1.StatusPass
+	StatusRegression = apiv1.StatusRegression
+	StatusAlwaysFail = apiv1.StatusAlwaysFail
+	StatusNeutral    = apiv1.StatusNeutral
+	StatusRunning    = apiv1.StatusRunning
+	StatusPending    = apiv1.StatusPending
 )
 
 // Job states.

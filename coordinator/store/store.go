@@ -194,4 +194,11 @@ type Store interface {
 	// RemoveBlockRule deletes a rule, active or expired. ErrNotFound for
 	// an unknown id.
 	RemoveBlockRule(ctx context.Context, id int64) error
+
+	// PackageRuns reads, in one snapshot, the PackageRunsLimit newest jobs
+	// of the source package pkg that are done, queued, held or running,
+	// and returns the done ones as runs and the others as active jobs,
+	// each oldest first. Cancelled jobs are left out. An unknown package
+	// has neither.
+	PackageRuns(ctx context.Context, pkg string) ([]PackageRun, []ActiveJob, error)
 }

@@ -312,7 +312,7 @@ func (j judge) fail(v *Verdict, latest Run) *RetryRequest {
 		}
 	}
 	v.Status = Running
-	v.Reason = base + "; a confirmation run on another agent is queued"
+	v.Reason = base + "; it needs a confirmation run on another agent"
 	avoid := slices.Clone(agents)
 	slices.Sort(avoid)
 	return &RetryRequest{

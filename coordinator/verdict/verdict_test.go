@@ -126,7 +126,7 @@ func TestCompute(t *testing.T) {
 			in:   Input{Runs: []Run{run(1, 1, pass, 0), run(2, 1, fail, 1, trig)}},
 			want: []got{{
 				Status:   Running,
-				Reason:   "failed with trigger glibc/2.36-9 in job 2 (agent 1); passed on baseline job 1 (2026-11-20); a confirmation run on another agent is queued",
+				Reason:   "failed with trigger glibc/2.36-9 in job 2 (agent 1); passed on baseline job 1 (2026-11-20); it needs a confirmation run on another agent",
 				Jobs:     []int64{2, 1},
 				FailedOn: []int64{1},
 			}},
@@ -137,7 +137,7 @@ func TestCompute(t *testing.T) {
 			in:   Input{Runs: []Run{run(1, 1, pass, 0), run(2, 1, fail, 1, trig), run(3, 1, fail, 2, trig)}},
 			want: []got{{
 				Status:   Running,
-				Reason:   "failed with trigger glibc/2.36-9 in job 2 (agent 1) and job 3 (agent 1); passed on baseline job 1 (2026-11-20); a confirmation run on another agent is queued",
+				Reason:   "failed with trigger glibc/2.36-9 in job 2 (agent 1) and job 3 (agent 1); passed on baseline job 1 (2026-11-20); it needs a confirmation run on another agent",
 				Jobs:     []int64{2, 3, 1},
 				FailedOn: []int64{1},
 			}},
@@ -211,7 +211,7 @@ func TestCompute(t *testing.T) {
 			},
 			want: []got{{
 				Status:   Running,
-				Reason:   "failed with trigger glibc/2.36-9 in job 2 (agent 1); passed on baseline job 1 (2026-11-20); a confirmation run on another agent is queued",
+				Reason:   "failed with trigger glibc/2.36-9 in job 2 (agent 1); passed on baseline job 1 (2026-11-20); it needs a confirmation run on another agent",
 				Jobs:     []int64{2, 1},
 				FailedOn: []int64{1},
 			}},
@@ -238,7 +238,7 @@ func TestCompute(t *testing.T) {
 			},
 			want: []got{{
 				Status:   Running,
-				Reason:   "failed with trigger glibc/2.36-9 in job 2 (agent 5) and job 3 (agent 2); passed on baseline job 1 (2026-11-20); a confirmation run on another agent is queued",
+				Reason:   "failed with trigger glibc/2.36-9 in job 2 (agent 5) and job 3 (agent 2); passed on baseline job 1 (2026-11-20); it needs a confirmation run on another agent",
 				Jobs:     []int64{2, 3, 1},
 				FailedOn: []int64{5, 2},
 			}},
@@ -254,7 +254,7 @@ func TestCompute(t *testing.T) {
 			}},
 			want: []got{{
 				Status:   Running,
-				Reason:   "failed with trigger glibc/2.36-9 in job 4 (agent 3); passed on baseline job 1 (2026-11-20); a confirmation run on another agent is queued",
+				Reason:   "failed with trigger glibc/2.36-9 in job 4 (agent 3); passed on baseline job 1 (2026-11-20); it needs a confirmation run on another agent",
 				Jobs:     []int64{4, 1},
 				FailedOn: []int64{3},
 			}},
@@ -391,7 +391,7 @@ func TestCompute(t *testing.T) {
 			}},
 			want: []got{{
 				Status:   Running,
-				Reason:   "failed with trigger glibc/2.36-9 in job 3 (agent 2); passed on baseline job 1 (2026-11-20); a confirmation run on another agent is queued",
+				Reason:   "failed with trigger glibc/2.36-9 in job 3 (agent 2); passed on baseline job 1 (2026-11-20); it needs a confirmation run on another agent",
 				Jobs:     []int64{3, 1},
 				FailedOn: []int64{2},
 			}},
@@ -439,7 +439,7 @@ func TestCompute(t *testing.T) {
 			}},
 			want: []got{{
 				Status:   Running,
-				Reason:   "failed with trigger glibc/2.36-9 in job 3 (agent 1); passed on baseline job 1 (2026-11-20); a confirmation run on another agent is queued",
+				Reason:   "failed with trigger glibc/2.36-9 in job 3 (agent 1); passed on baseline job 1 (2026-11-20); it needs a confirmation run on another agent",
 				Jobs:     []int64{3, 1},
 				FailedOn: []int64{1},
 			}},

@@ -1,7 +1,7 @@
 // Package clienttest owns a small fake of the coordinator's HTTP API for
 // tests of the client and the sparegrid CLI: a real HTTP server on
-// loopback that keeps accounts, agents, jobs, blobs and blocklist rules in
-// memory.
+// loopback that keeps accounts, agents, jobs, blobs, blocklist rules and
+// the verdicts tests give it in memory.
 //
 // It implements the API contract only as far as those tests need; it must
 // not be used outside tests, and it is not the coordinator: the real
@@ -45,6 +45,7 @@ type Server struct {
 	submitted []client.SubmitRequest
 	nextJob   int64
 	rules     []client.BlockRule
+	verdicts  map[string]client.VerdictList
 	nextRule  int64
 	now       time.Time
 }
@@ -63,6 +64,7 @@ func New(t testing.TB) *Server {
 		envelopes: map[int64][]byte{},
 		blobs:     map[string][]byte{},
 		sources:   map[string][]byte{},
+		verdicts:  map[string]client.VerdictList{},
 		nextJob:   1,
 		nextRule:  1,
 		now:       time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC),
@@ -249,6 +251,7 @@ func (s *Server) handler() http.Handler {
 		return s.listJobs(r.URL.Query().Get("package"), client.StateDone, "")
 	})
 	route("GET /api/v1/jobs/{id}", s.getJob)
+	route("GET /api/v1/verdicts", s.listVerdicts)
 	route("POST /api/v1/blocklist", s.addBlockRule)
 	route("GET /api/v1/blocklist", s.listBlockRules)
 	route("DELETE /api/v1/blocklist/{id}", s.removeBlockRule)
@@ -668,4 +671,34 @@ func (s *Server) removeBlockRule(w http.ResponseWriter, r *http.Request) (any, i
 	s.rules = slices.Delete(s.rules, i, i+1)
 	w.WriteHeader(http.StatusNoContent)
 	return nil, 0, nil
+}
+
+// PutVerdicts sets the verdicts the fake answers with for l.Package; it
+// does not compute them.
+func (s *Server) PutVerdicts(l client.VerdictList) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.verdicts[l.Package] = l
+}
+
+func (s *Server) listVerdicts(w http.ResponseWriter, r *http.Request) (any, int, *apiError) {
+	pkg, version := r.URL.Query().Get("package"), r.URL.Query().Get("version")
+	if pkg == "" {
+		return nil, 0, errorf(http.StatusBadRequest, "bad_request", "query parameter package is required")
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	l := s.verdicts[pkg]
+	out := client.VerdictList{Package: pkg, Verdicts: []client.Verdict{}, Retries: []client.VerdictRetry{}}
+	for _, v := range l.Verdicts {
+		if version == "" || v.Version == version {
+			out.Verdicts = append(out.Verdicts, v)
+		}
+	}
+	for _, rr := range l.Retries {
+		if version == "" || rr.Version == version {
+			out.Retries = append(out.Retries, rr)
+		}
+	}
+	return out, http.StatusOK, nil
 }

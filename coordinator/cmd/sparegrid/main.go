@@ -1,6 +1,6 @@
 // Command sparegrid is the command line of sparegrid for maintainers and
-// admins: it submits test jobs, follows and verifies their results, and
-// manages accounts and agents.
+// admins: it submits test jobs, follows and verifies their results, reads
+// the verdicts on packages, and manages accounts and agents.
 //
 // It speaks only the coordinator's HTTP API, through coordinator/client; it
 // must not open the coordinator's database or speak the agent protocol.
@@ -128,6 +128,7 @@ SPAREGRID_TOKEN_FILE or SPAREGRID_TOKEN (in that order).`,
 		a.cancelCommand(),
 		a.verifyCommand(),
 		a.blocklistCommand(),
+		a.verdictsCommand(),
 	)
 	return root
 }

@@ -52,6 +52,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"PauseAgent", testPauseAgent},
 		{"BlockRules", testBlockRules},
 		{"ForcedJob", testForcedJob},
+		{"PackageRuns", testPackageRuns}, {"PackageRunsLimit", testPackageRunsLimit},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {
