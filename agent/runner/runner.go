@@ -55,6 +55,11 @@ type Spec struct {
 	// Debian's and Ubuntu's CI do; they do not change which packages apt
 	// installs.
 	Triggers []string
+	// SkipTests are tests to leave out of the run (autopkgtest's
+	// --skip-test), such as those the coordinator's blocklist skips. Each
+	// must be a test name: 1 to 100 printable ASCII characters without
+	// space, comma or slash.
+	SkipTests []string
 	// SourcePath is an unpacked Debian source tree or a .dsc file whose
 	// tests are run instead of an archive package's. Its tests run against
 	// archive binaries (--no-built-binaries); a test that needs the
@@ -140,6 +145,9 @@ func commandLine(spec Spec, unpackDir string) ([]string, error) {
 	if len(spec.Triggers) > 0 {
 		args = append(args, "--env=ADT_TEST_TRIGGERS="+strings.Join(spec.Triggers, " "))
 	}
+	for _, name := range spec.SkipTests {
+		args = append(args, "--skip-test="+name)
+	}
 	var src string
 	switch {
 	case spec.Package != "":
@@ -218,6 +226,11 @@ func checkSpec(spec Spec) error {
 	for _, tr := range spec.Triggers {
 		if !dep8.ValidTrigger(tr) {
 			return fmt.Errorf("%w: trigger %q", ErrBadSpec, tr)
+		}
+	}
+	for _, name := range spec.SkipTests {
+		if !dep8.ValidTestName(name) {
+			return fmt.Errorf("%w: skipped test %q is not a test name", ErrBadSpec, name)
 		}
 	}
 	return nil

@@ -153,6 +153,11 @@ func (w *Worker) runJob(ctx context.Context, job *protocol.Job) {
 	}
 	w.noteOutcome(j, ex)
 	j.setStage(StageUploading)
+	if len(job.SkipReasons) > 0 {
+		if err := appendNotes(filepath.Join(j.dir, outputDir), job.SkipReasons); err != nil {
+			log.Warn("cannot record skipped tests in the log", "err", err)
+		}
+	}
 	entry, err := w.prepareResult(j, ex, filepath.Join(j.dir, outputDir))
 	if err != nil {
 		log.Error("job not reported: cannot make its result", "err", err)
@@ -218,6 +223,7 @@ func (w *Worker) execute(ctx context.Context, j *jobRun) execution {
 		Package:    job.Package,
 		Version:    job.Version,
 		Triggers:   job.Triggers,
+		SkipTests:  job.SkipTests,
 		SourcePath: srcPath,
 		Image:      img,
 		OutputDir:  filepath.Join(j.dir, outputDir),
@@ -283,8 +289,9 @@ func (w *Worker) fetchSource(ctx context.Context, j *jobRun) (string, error) {
 	return path, nil
 }
 
-// appendNotes adds the agent's notes about an infrastructure failure to the
-// end of the run's log, creating it when the runner left none.
+// appendNotes adds the agent's notes (tests the coordinator skipped, an
+// infrastructure failure) to the end of the run's log, creating it when
+// the runner left none.
 func appendNotes(out string, notes []string) error {
 	if err := os.MkdirAll(out, 0o700); err != nil {
 		return err

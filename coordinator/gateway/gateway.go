@@ -1,6 +1,8 @@
 // Package gateway owns the coordinator's side of the agent protocol: it
-// accepts agent sessions, authenticates agents, hands out leases, takes
-// blobs and verifies signed results before the store commits them.
+// accepts agent sessions, authenticates agents, hands out leases (keeping
+// each job from the agents the blocklist keeps it off, and naming the
+// tests the blocklist skips), takes blobs and verifies signed results
+// before the store commits them.
 //
 // It trusts nothing an agent says about itself: ownership, approval state
 // and keys come from the store, and every lease-bound call is checked
@@ -25,6 +27,7 @@ import (
 
 	"github.com/sparegrid/sparegrid/coordinator/auth"
 	"github.com/sparegrid/sparegrid/coordinator/blobs"
+	"github.com/sparegrid/sparegrid/coordinator/blocklist"
 	"github.com/sparegrid/sparegrid/coordinator/queue"
 	"github.com/sparegrid/sparegrid/coordinator/store"
 	"github.com/sparegrid/sparegrid/shared/dep8"
@@ -381,7 +384,11 @@ func (g *Gateway) lease(ctx context.Context, a store.Agent, caps protocol.Capabi
 		return nil, err
 	}
 	now := g.cfg.Now()
-	j, err := g.cfg.Store.LeaseJob(ctx, store.LeaseParams{
+	rules, err := g.cfg.Store.BlockRules(ctx, now, false)
+	if err != nil {
+		return nil, err
+	}
+	p := store.LeaseParams{
 		AgentID:        a.ID,
 		Arch:           caps.Arch,
 		Releases:       caps.Releases,
@@ -390,7 +397,21 @@ func (g *Gateway) lease(ctx context.Context, a store.Agent, caps protocol.Capabi
 		Nonce:          hex.EncodeToString(nonce),
 		RetryElsewhere: max(g.cfg.RetryElsewhere, 0),
 		OnlineSince:    now.Add(-onlineWindow),
-	})
+	}
+	var passed []passedOver
+	if scoped := scopedBlocks(rules); len(scoped) > 0 {
+		p.Exclude = func(j store.Job) bool {
+			r := blocklist.Decide(scoped, target(j, a), now).Blocked
+			if r != nil {
+				passed = append(passed, passedOver{job: j.ID, rule: *r})
+			}
+			return r != nil
+		}
+	}
+	j, err := g.cfg.Store.LeaseJob(ctx, p)
+	for _, po := range passed {
+		g.cfg.Log.Debug("job passed over: blocked on this agent", "job", po.job, "agent", a.ID, "rule", blocklist.Explain(po.rule))
+	}
 	if err != nil || j == nil {
 		return nil, err
 	}
@@ -412,7 +433,39 @@ func (g *Gateway) lease(ctx context.Context, a store.Agent, caps protocol.Capabi
 	if s := j.Source; s != nil {
 		pj.Source = &protocol.Source{SHA256: s.SHA256, Size: s.Size, Kind: s.Kind, Entry: s.Entry}
 	}
+	for _, sk := range blocklist.Decide(rules, target(*j, a), now).Skips {
+		why := fmt.Sprintf("skipping test %s: %s", sk.Test, blocklist.Explain(sk.Rule))
+		g.cfg.Log.Info(fmt.Sprintf("job %d attempt %d: %s", j.ID, j.Attempt, why), "agent", a.ID)
+		pj.SkipTests = append(pj.SkipTests, sk.Test)
+		pj.SkipReasons = append(pj.SkipReasons, why)
+	}
 	return pj, nil
+}
+
+// passedOver is a queued job a rule kept from an agent.
+type passedOver struct {
+	job  int64
+	rule store.BlockRule
+}
+
+// scopedBlocks returns the whole-job rules scoped to an agent or a label:
+// the only ones that can keep a queued job from an agent. Unscoped rules
+// are applied when a job is submitted, where force may override them, so
+// a job in the queue already passed them.
+func scopedBlocks(rules []store.BlockRule) []store.BlockRule {
+	var out []store.BlockRule
+	for _, r := range rules {
+		if r.Test == "" && (r.AgentID != 0 || r.Label != "") {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// target is job j on agent a, with the labels the coordinator records for
+// a.
+func target(j store.Job, a store.Agent) blocklist.Target {
+	return blocklist.Target{Package: j.Package, Version: j.Version, Release: j.Release, Arch: j.Arch, AgentID: a.ID, Labels: a.Labels}
 }
 
 // leaseError turns the store's stale-lease refusal into the agent's.

@@ -131,8 +131,9 @@ type Store interface {
 	ListJobs(ctx context.Context, f JobFilter) ([]Job, error)
 	// LeaseJob atomically leases the oldest queued job for p.Arch and one
 	// of p.Releases to agent p.AgentID, passing over jobs p.RetryElsewhere
-	// leaves to other agents: the job becomes running with the next
-	// attempt number, p.Nonce and a lease until p.Now+p.TTL. It
+	// leaves to other agents and jobs p.Exclude refuses: the job becomes
+	// running with the next attempt number, p.Nonce and a lease until
+	// p.Now+p.TTL. It
 	// returns nil and no error when no job matches. No two calls ever
 	// lease the same attempt. It does not check that the agent is
 	// approved or may run the job: the caller decides that from its own

@@ -184,6 +184,12 @@ type LeaseParams struct {
 	// no such agent the job is leased here at once.
 	RetryElsewhere time.Duration
 	OnlineSince    time.Time
+	// Exclude, when set, is asked about each job LeaseJob could lease, in
+	// the order it would take them; a job it returns true for is passed
+	// over and stays queued for other agents. It runs inside the store's
+	// write transaction, so the choice and the lease are one atomic step:
+	// it must be quick and must not call the store.
+	Exclude func(Job) bool
 }
 
 // LeaseRef names one attempt of a job as leased to one agent.
@@ -353,20 +359,9 @@ func ValidateBlockPattern(p string) error {
 	return nil
 }
 
-// ValidTestName reports whether s can be an autopkgtest test name: 1 to
-// 100 printable ASCII characters without space, comma or slash (test
-// names are listed comma- or space-separated and never hold a slash).
-func ValidTestName(s string) bool {
-	if s == "" || len(s) > 100 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c <= ' ' || c >= 0x7f || c == ',' || c == '/' {
-			return false
-		}
-	}
-	return true
-}
+// ValidTestName reports whether s can be an autopkgtest test name; see
+// dep8.ValidTestName.
+func ValidTestName(s string) bool { return dep8.ValidTestName(s) }
 
 // ValidLabel reports whether s is acceptable as an agent label: 1 to 64
 // characters from a-z, 0-9 and "._:=-", starting with a letter or digit.

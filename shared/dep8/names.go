@@ -42,6 +42,21 @@ func ValidVersion(s string) bool {
 	return true
 }
 
+// ValidTestName reports whether s can be an autopkgtest test name: 1 to
+// 100 printable ASCII characters without space, comma or slash (test
+// names are listed comma- or space-separated and never hold a slash).
+func ValidTestName(s string) bool {
+	if s == "" || len(s) > 100 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c <= ' ' || c >= 0x7f || c == ',' || c == '/' {
+			return false
+		}
+	}
+	return true
+}
+
 // ValidTrigger reports whether s is an autopkgtest trigger of the form
 // "source/version", such as "glibc/2.36-9".
 func ValidTrigger(s string) bool {

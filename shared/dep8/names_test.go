@@ -181,3 +181,19 @@ func FuzzValidNames(f *testing.F) {
 		}
 	})
 }
+
+func TestValidTestName(t *testing.T) {
+	tests := []struct {
+		in   string
+		want bool
+	}{
+		{"smoke", true}, {"command1", true}, {"upstream-tests.sh", true}, {strings.Repeat("x", 100), true},
+		{"", false}, {"two words", false}, {"a,b", false}, {"dir/test", false}, {"tab\t", false},
+		{"caf\u00e9", false}, {strings.Repeat("x", 101), false},
+	}
+	for _, tt := range tests {
+		if got := ValidTestName(tt.in); got != tt.want {
+			t.Errorf("ValidTestName(%q) = %v, want %v", tt.in, got, tt.want)
+		}
+	}
+}

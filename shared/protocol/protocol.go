@@ -228,6 +228,13 @@ type Job struct {
 	LeaseExpires time.Time `json:"lease_expires"`
 	// HeartbeatInterval is how often to call Heartbeat (add jitter).
 	HeartbeatInterval time.Duration `json:"heartbeat_interval"`
+	// SkipTests are tests the coordinator's blocklist keeps out of this
+	// run; the agent passes each to autopkgtest as --skip-test.
+	SkipTests []string `json:"skip_tests,omitempty"`
+	// SkipReasons are one-line sentences saying why, one per skipped
+	// test, such as "skipping test smoke: blocklist rule 4 (~admin):
+	// times out on slow disks"; the agent appends them to the run's log.
+	SkipReasons []string `json:"skip_reasons,omitempty"`
 }
 
 // Source kinds.

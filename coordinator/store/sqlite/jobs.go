@@ -225,7 +225,7 @@ func (db *DB) LeaseJob(ctx context.Context, p store.LeaseParams) (*store.Job, er
 			args = append(args, r)
 		}
 		marks := strings.TrimSuffix(strings.Repeat("?,", len(p.Releases)), ",")
-		q := `SELECT id FROM jobs WHERE state = 'queued' AND arch = ? AND release IN (` + marks + `)`
+		q := jobSelect + ` WHERE state = 'queued' AND arch = ? AND release IN (` + marks + `)`
 		if p.RetryElsewhere > 0 {
 			q += ` AND NOT (retry_agent_id IS NOT NULL AND retry_agent_id = ? AND requeued_at > ?
 				AND EXISTS (SELECT 1 FROM agents o WHERE o.id != ? AND o.state = 'approved' AND o.paused = ''
@@ -235,12 +235,8 @@ func (db *DB) LeaseJob(ctx context.Context, p store.LeaseParams) (*store.Job, er
 						WHERE r.value = jobs.release)))`
 			args = append(args, p.AgentID, nanos(now.Add(-p.RetryElsewhere)), p.AgentID, nanos(p.OnlineSince))
 		}
-		var id int64
-		err := tx.QueryRowContext(ctx, q+` ORDER BY id LIMIT 1`, args...).Scan(&id)
-		if errors.Is(err, sql.ErrNoRows) {
-			return nil
-		}
-		if err != nil {
+		id, err := firstLeasable(ctx, tx, q+` ORDER BY id`, args, p.Exclude)
+		if err != nil || id == 0 {
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE jobs SET state = 'running', attempt = attempt + 1, agent_id = ?,
@@ -256,6 +252,26 @@ func (db *DB) LeaseJob(ctx context.Context, p store.LeaseParams) (*store.Job, er
 		return nil, err
 	}
 	return out, nil
+}
+
+// firstLeasable returns the id of the first job q selects that exclude,
+// when set, does not pass over; 0 when there is none.
+func firstLeasable(ctx context.Context, tx *sql.Tx, q string, args []any, exclude func(store.Job) bool) (int64, error) {
+	rows, err := tx.QueryContext(ctx, q, args...)
+	if err != nil {
+		return 0, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		j, err := scanJob(rows)
+		if err != nil {
+			return 0, err
+		}
+		if exclude == nil || !exclude(j) {
+			return j.ID, nil
+		}
+	}
+	return 0, rows.Err()
 }
 
 // holds returns the job when ref holds its lease at now.

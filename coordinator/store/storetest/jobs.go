@@ -240,6 +240,42 @@ func testLeaseJob(t *testing.T, newStore func(t *testing.T) store.Store) {
 			diff(t, "Job after LeaseJob", f.mustJob(t, tt.want), want)
 		})
 	}
+	t.Run("exclude", func(t *testing.T) { testLeaseExclude(t, newStore) })
+}
+
+// testLeaseExclude checks that LeaseJob passes over the jobs Exclude
+// refuses, asks about them oldest first with their stored fields, and
+// leaves them queued for another agent.
+func testLeaseExclude(t *testing.T, newStore func(t *testing.T) store.Store) {
+	f := newFixture(t, newStore)
+	ctx := t.Context()
+	blocked := f.createJob(t, store.Job{Package: "linux-signed", Version: "6.12.9-1", Release: "trixie", Arch: "amd64"})
+	free := f.createJob(t, store.Job{Package: "hello", Release: "trixie", Arch: "amd64"})
+	other := f.approvedAgent(t, "box2")
+	var asked []store.Job
+	p := store.LeaseParams{AgentID: f.agent.ID, Arch: "amd64", Releases: []string{"trixie"}, TTL: ttl, Now: at(time.Hour), Nonce: "n-1",
+		Exclude: func(j store.Job) bool {
+			asked = append(asked, j)
+			return j.Package == "linux-signed"
+		}}
+	got, err := f.s.LeaseJob(ctx, p)
+	if err != nil || got == nil || got.ID != free.ID {
+		t.Fatalf("LeaseJob with linux-signed excluded = %+v, %v; want job %d", got, err, free.ID)
+	}
+	diff(t, "jobs Exclude was asked about", asked, []store.Job{blocked, free})
+	diff(t, "excluded job after LeaseJob", f.mustJob(t, blocked.ID), blocked)
+
+	asked = nil
+	p.Nonce = "n-2"
+	if got, err := f.s.LeaseJob(ctx, p); err != nil || got != nil {
+		t.Errorf("LeaseJob with every queued job excluded = %+v, %v; want none", got, err)
+	}
+	diff(t, "jobs Exclude was asked about", asked, []store.Job{blocked})
+
+	p.AgentID, p.Exclude, p.Nonce = other.ID, nil, "n-3"
+	if got, err := f.s.LeaseJob(ctx, p); err != nil || got == nil || got.ID != blocked.ID {
+		t.Errorf("LeaseJob by another agent without Exclude = %+v, %v; want job %d", got, err, blocked.ID)
+	}
 }
 
 func testLeaseExclusive(t *testing.T, newStore func(t *testing.T) store.Store) {
