@@ -3,7 +3,7 @@
 // HTML page of recent jobs.
 //
 // Reads are public; every write needs an API token, and admin actions need
-// an admin's. It must not speak the agent protocol (see package gateway).
+// an admin's. Build systems post events with a maintainer's token. It must not speak the agent protocol (see package gateway).
 package api
 
 import (
@@ -24,6 +24,7 @@ import (
 	"github.com/sparegrid/sparegrid/coordinator/auth"
 	"github.com/sparegrid/sparegrid/coordinator/blobs"
 	"github.com/sparegrid/sparegrid/coordinator/queue"
+	"github.com/sparegrid/sparegrid/coordinator/rules"
 	"github.com/sparegrid/sparegrid/coordinator/store"
 	"github.com/sparegrid/sparegrid/shared/sign"
 	"github.com/sparegrid/sparegrid/shared/version"
@@ -42,8 +43,12 @@ type Config struct {
 	// infrastructure failure ends it with verdict error (default
 	// store.DefaultMaxAttempts).
 	MaxAttempts int
-	Now         func() time.Time
-	Log         *slog.Logger
+	// Events expands posted events into jobs; nil means an engine with
+	// no rules (events are stored, nothing matches), whose targets are
+	// AgentTargets(Store).
+	Events *rules.Engine
+	Now    func() time.Time
+	Log    *slog.Logger
 }
 
 // API serves HTTP.
@@ -71,6 +76,9 @@ func New(cfg Config) *API {
 	}
 	if cfg.Jobs == nil {
 		cfg.Jobs = queue.NewNotifier()
+	}
+	if cfg.Events == nil {
+		cfg.Events = noRules(cfg.Store)
 	}
 	a := &API{cfg: cfg, mux: http.NewServeMux()}
 	a.routes()
@@ -100,6 +108,9 @@ func (a *API) routes() {
 	m.HandleFunc("POST /api/v1/blocklist", a.admin(a.addBlockRule))
 	m.HandleFunc("GET /api/v1/blocklist", a.listBlockRules)
 	m.HandleFunc("DELETE /api/v1/blocklist/{id}", a.admin(a.removeBlockRule))
+	m.HandleFunc("POST /api/v1/events", a.submitter(a.postEvent))
+	m.HandleFunc("GET /api/v1/events", a.listEvents)
+	m.HandleFunc("GET /api/v1/events/{id}", a.getEvent)
 	m.HandleFunc("GET /{$}", a.index)
 }
 

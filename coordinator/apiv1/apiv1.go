@@ -342,3 +342,70 @@ type VerdictRetry struct {
 	AvoidAgents []int64  `json:"avoid_agents"`
 	Reason      string   `json:"reason"`
 }
+
+// Event is something a build system announced, with what the coordinator's
+// rules made of it.
+type Event struct {
+	ID          int64             `json:"id"`
+	Type        string            `json:"type"`
+	Source      string            `json:"source"`
+	Version     string            `json:"version"`
+	ArtifactURL string            `json:"artifact_url"`
+	BuildID     string            `json:"build_id"`
+	Metadata    map[string]string `json:"metadata"`
+	// Producer names the account that posted the event.
+	Producer string    `json:"producer"`
+	Received time.Time `json:"received"`
+	// Rules has one outcome per configured rule, in evaluation order.
+	Rules    []EventRule    `json:"rules"`
+	Requests []EventRequest `json:"requests"`
+	// Jobs are the ids of the jobs the requests created.
+	Jobs []int64 `json:"jobs"`
+}
+
+// EventRule is what one rule made of an event.
+type EventRule struct {
+	Rule    string `json:"rule"`
+	Matched bool   `json:"matched"`
+	// Error says why the rule failed for this event; "" when it did not.
+	Error    string   `json:"error"`
+	Warnings []string `json:"warnings"`
+	// Requests counts the requests the rule asked for.
+	Requests int `json:"requests"`
+}
+
+// EventRequest is one test an event asked for.
+type EventRequest struct {
+	Package  string   `json:"package"`
+	Version  string   `json:"version"`
+	Release  string   `json:"release"`
+	Arch     string   `json:"arch"`
+	Triggers []string `json:"triggers"`
+	Priority int      `json:"priority"`
+	Lane     string   `json:"lane"`
+	Reason   string   `json:"reason"`
+	// Pending is set when no agent could run the request; it then has
+	// no job and PendingReason says why.
+	Pending       bool   `json:"pending"`
+	PendingReason string `json:"pending_reason"`
+	// Blocked is set when a blocklist rule kept the request from becoming
+	// a job: the rule's sentence.
+	Blocked string `json:"blocked"`
+	Job     *int64 `json:"job"`
+}
+
+// EventPost is the body of POST /events; see docs/scheduling.md for
+// what each field may hold. The coordinator decodes it strictly.
+type EventPost struct {
+	Type        string            `json:"type"`
+	Source      string            `json:"source,omitempty"`
+	Version     string            `json:"version,omitempty"`
+	ArtifactURL string            `json:"artifact_url,omitempty"`
+	BuildID     string            `json:"build_id,omitempty"`
+	Metadata    map[string]string `json:"metadata,omitempty"`
+}
+
+// EventList is the answer of GET /events.
+type EventList struct {
+	Events []Event `json:"events"`
+}

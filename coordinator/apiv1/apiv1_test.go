@@ -98,6 +98,31 @@ func TestWireShapes(t *testing.T) {
 				`"reason":"r","created_by":"admin","created_at":"2026-11-21T12:00:00Z","expires_at":null,"expired":false,"explanation":""}`,
 		},
 		{
+			name: "event",
+			in: apiv1.Event{ID: 9, Type: "upload", Source: "libfoo", Version: "1.2-1", ArtifactURL: "https://ci.example.org/x",
+				BuildID: "4711", Metadata: map[string]string{"suite": "unstable"}, Producer: "ci", Received: at,
+				Rules: []apiv1.EventRule{{Rule: "r1", Matched: true, Warnings: []string{}, Requests: 2}},
+				Requests: []apiv1.EventRequest{
+					{Package: "libfoo", Version: "1.2-1", Release: "sid", Arch: "amd64", Triggers: []string{"libfoo/1.2-1"}, Priority: 5, Reason: "x", Job: &agent},
+					{Package: "libfoo", Release: "sid", Arch: "s390x", Triggers: []string{}, Priority: 5, Lane: "slow", Reason: "x", Pending: true, PendingReason: "no agent"},
+				},
+				Jobs: []int64{7}},
+			out: new(apiv1.Event),
+			want: `{"id":9,"type":"upload","source":"libfoo","version":"1.2-1","artifact_url":"https://ci.example.org/x",` +
+				`"build_id":"4711","metadata":{"suite":"unstable"},"producer":"ci","received":"2026-11-21T12:00:00Z",` +
+				`"rules":[{"rule":"r1","matched":true,"error":"","warnings":[],"requests":2}],` +
+				`"requests":[{"package":"libfoo","version":"1.2-1","release":"sid","arch":"amd64","triggers":["libfoo/1.2-1"],` +
+				`"priority":5,"lane":"","reason":"x","pending":false,"pending_reason":"","blocked":"","job":7},` +
+				`{"package":"libfoo","version":"","release":"sid","arch":"s390x","triggers":[],"priority":5,"lane":"slow",` +
+				`"reason":"x","pending":true,"pending_reason":"no agent","blocked":"","job":null}],"jobs":[7]}`,
+		},
+		{
+			name: "minimal event post",
+			in:   apiv1.EventPost{Type: "image-built"},
+			out:  new(apiv1.EventPost),
+			want: `{"type":"image-built"}`,
+		},
+		{
 			name: "minimal blocklist request",
 			in:   apiv1.BlockRuleRequest{Package: "hello", Reason: "r"},
 			out:  new(apiv1.BlockRuleRequest),

@@ -268,6 +268,33 @@ func (c *Client) RemoveBlockRule(ctx context.Context, id int64) error {
 	return resp.Body.Close()
 }
 
+// PostEvent posts an event (maintainer or admin) and returns it as stored,
+// with what the coordinator's rules made of it.
+func (c *Client) PostEvent(ctx context.Context, req EventPost) (Event, error) {
+	var e Event
+	err := c.doJSON(ctx, http.MethodPost, "/events", nil, req, &e)
+	return e, err
+}
+
+// Events lists the newest events, newest first; limit 0 means the
+// coordinator's default.
+func (c *Client) Events(ctx context.Context, limit int) ([]Event, error) {
+	var q url.Values
+	if limit > 0 {
+		q = url.Values{"limit": {strconv.Itoa(limit)}}
+	}
+	var resp apiv1.EventList
+	err := c.doJSON(ctx, http.MethodGet, "/events", q, nil, &resp)
+	return resp.Events, err
+}
+
+// Event returns one event.
+func (c *Client) Event(ctx context.Context, id int64) (Event, error) {
+	var e Event
+	err := c.doJSON(ctx, http.MethodGet, "/events/"+strconv.FormatInt(id, 10), nil, nil, &e)
+	return e, err
+}
+
 func (c *Client) newRequest(ctx context.Context, method, path string, q url.Values, body io.Reader) (*http.Request, error) {
 	u := c.server + apiPrefix + path
 	if len(q) > 0 {

@@ -479,3 +479,72 @@ func TestVerdicts(t *testing.T) {
 		})
 	}
 }
+
+func TestEvents(t *testing.T) {
+	s := newFake(t)
+	maint := client.New(s.URL, maintainerToken, nil)
+	anon := client.New(s.URL, "", nil)
+	volunteer := "sgp_vol00000_secret"
+	s.AddToken(volunteer, client.Account{Name: "vol", Role: client.RoleVolunteer, CreatedAt: created})
+
+	posts := []struct {
+		name    string
+		c       *client.Client
+		req     client.EventPost
+		wantErr error
+	}{
+		{name: "anonymous", c: anon, req: client.EventPost{Type: "upload"}, wantErr: client.ErrUnauthenticated},
+		{name: "volunteer", c: client.New(s.URL, volunteer, nil), req: client.EventPost{Type: "upload"}, wantErr: client.ErrForbidden},
+		{name: "no type", c: maint, req: client.EventPost{Source: "libfoo"}, wantErr: client.ErrBadRequest},
+		{name: "upload", c: maint, req: client.EventPost{Type: "upload", Source: "libfoo", Version: "1.2-1", Metadata: map[string]string{"suite": "unstable"}}},
+		{name: "image", c: maint, req: client.EventPost{Type: "image-built", BuildID: "77"}},
+	}
+	var posted []client.Event
+	for _, tt := range posts {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := tt.c.PostEvent(t.Context(), tt.req)
+			if !errors.Is(err, tt.wantErr) {
+				t.Fatalf("PostEvent(%+v) error = %v, want %v", tt.req, err, tt.wantErr)
+			}
+			if err != nil {
+				return
+			}
+			if got.Type != tt.req.Type || got.Source != tt.req.Source || got.BuildID != tt.req.BuildID || got.Producer != "maint" {
+				t.Errorf("PostEvent(%+v) = %+v, want the event posted by maint", tt.req, got)
+			}
+			posted = append(posted, got)
+		})
+	}
+	if len(posted) != 2 {
+		t.Fatalf("posted %d events, want 2", len(posted))
+	}
+	list := []struct {
+		name  string
+		limit int
+		want  []client.Event
+	}{
+		{name: "all", want: []client.Event{posted[1], posted[0]}},
+		{name: "one", limit: 1, want: []client.Event{posted[1]}},
+	}
+	for _, tt := range list {
+		t.Run("list "+tt.name, func(t *testing.T) {
+			got, err := anon.Events(t.Context(), tt.limit)
+			if err != nil {
+				t.Fatalf("Events(%d) error: %v", tt.limit, err)
+			}
+			if d := cmp.Diff(tt.want, got); d != "" {
+				t.Errorf("Events(%d) mismatch (-want +got):\n%s", tt.limit, d)
+			}
+		})
+	}
+	got, err := anon.Event(t.Context(), posted[0].ID)
+	if err != nil {
+		t.Fatalf("Event(%d) error: %v", posted[0].ID, err)
+	}
+	if d := cmp.Diff(posted[0], got); d != "" {
+		t.Errorf("Event(%d) mismatch (-want +got):\n%s", posted[0].ID, d)
+	}
+	if _, err := anon.Event(t.Context(), 99); !errors.Is(err, client.ErrNotFound) {
+		t.Errorf("Event(99) error = %v, want %v", err, client.ErrNotFound)
+	}
+}

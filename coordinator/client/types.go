@@ -46,6 +46,15 @@ type (
 	VerdictBaseline = apiv1.VerdictBaseline
 	// VerdictRetry is a confirmation run a failure waits for.
 	VerdictRetry = apiv1.VerdictRetry
+	// Event is something a build system announced, with what the
+	// coordinator's rules made of it.
+	Event = apiv1.Event
+	// EventRule is what one rule made of an event.
+	EventRule = apiv1.EventRule
+	// EventRequest is one test an event asked for.
+	EventRequest = apiv1.EventRequest
+	// EventPost is an event a build system posts.
+	EventPost = apiv1.EventPost
 )
 
 // Test is the result of one test of a package.

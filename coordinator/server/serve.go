@@ -20,6 +20,7 @@ import (
 	"github.com/sparegrid/sparegrid/coordinator/config"
 	"github.com/sparegrid/sparegrid/coordinator/gateway"
 	"github.com/sparegrid/sparegrid/coordinator/queue"
+	"github.com/sparegrid/sparegrid/coordinator/rules"
 	"github.com/sparegrid/sparegrid/coordinator/store/sqlite"
 	"github.com/sparegrid/sparegrid/shared/tlsutil"
 	"github.com/sparegrid/sparegrid/shared/transport"
@@ -121,13 +122,18 @@ func Run(ctx context.Context, o Options) error {
 	defer ql.Close()
 	defer tl.Close()
 
+	events, err := rules.New(o.Config.Rules, rules.Options{Targets: api.AgentTargets(db), ReverseDeps: api.NoReverseDeps()})
+	if err != nil {
+		return err
+	}
 	hl, err := net.Listen("tcp", o.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("server: HTTP on %s: %w", o.HTTPAddr, err)
 	}
 	hs := &http.Server{
 		Handler: api.New(api.Config{
-			Store: db, Blobs: bs, Jobs: jobs, MaxAttempts: o.MaxAttempts, Log: o.Log.With("component", "api"),
+			Store: db, Blobs: bs, Jobs: jobs, MaxAttempts: o.MaxAttempts, Events: events,
+			Log: o.Log.With("component", "api"),
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 	}

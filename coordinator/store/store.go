@@ -1,6 +1,7 @@
 // Package store owns the coordinator's durable state: accounts and their API
 // tokens, agents and their registration, jobs and their leases, results and
-// the rows naming content-addressed blobs, and the admins' blocklist rules.
+// the rows naming content-addressed blobs, the admins' blocklist rules, and
+// the events build systems post with what the rules made of them.
 // It defines the Store interface, the domain types it speaks and the errors
 // it returns; implementations live in sub-packages and are checked by the
 // conformance suite in storetest.
@@ -202,4 +203,17 @@ type Store interface {
 	// each oldest first. Cancelled jobs are left out. An unknown package
 	// has neither.
 	PackageRuns(ctx context.Context, pkg string) ([]PackageRun, []ActiveJob, error)
+
+	// AddEvent stores a new event, without its expansion, and returns it
+	// with its ID set; a zero Received means the store's clock.
+	// ErrInvalid (an *InvalidError) when ValidateNewEvent refuses it.
+	AddEvent(ctx context.Context, e Event) (Event, error)
+	// SetEventExpansion stores, replacing any earlier one, what the rules
+	// made of an event. ErrNotFound for an unknown id.
+	SetEventExpansion(ctx context.Context, id int64, rules []EventRule, requests []EventRequest) (Event, error)
+	// Event returns the event with the given id, or ErrNotFound.
+	Event(ctx context.Context, id int64) (Event, error)
+	// ListEvents returns the newest events, newest first, at most limit
+	// of them (DefaultEventLimit when limit is not positive).
+	ListEvents(ctx context.Context, limit int) ([]Event, error)
 }

@@ -1,7 +1,7 @@
 // Package clienttest owns a small fake of the coordinator's HTTP API for
 // tests of the client and the sparegrid CLI: a real HTTP server on
-// loopback that keeps accounts, agents, jobs, blobs, blocklist rules and
-// the verdicts tests give it in memory.
+// loopback that keeps accounts, agents, jobs, blobs, blocklist rules,
+// events and the verdicts tests give it in memory.
 //
 // It implements the API contract only as far as those tests need; it must
 // not be used outside tests, and it is not the coordinator: the real
@@ -47,6 +47,7 @@ type Server struct {
 	rules     []client.BlockRule
 	verdicts  map[string]client.VerdictList
 	nextRule  int64
+	events    []client.Event
 	now       time.Time
 }
 
@@ -255,6 +256,9 @@ func (s *Server) handler() http.Handler {
 	route("POST /api/v1/blocklist", s.addBlockRule)
 	route("GET /api/v1/blocklist", s.listBlockRules)
 	route("DELETE /api/v1/blocklist/{id}", s.removeBlockRule)
+	route("POST /api/v1/events", s.postEvent)
+	route("GET /api/v1/events", s.listEvents)
+	route("GET /api/v1/events/{id}", s.getEvent)
 	route("POST /api/v1/jobs/{id}/cancel", s.cancelJob)
 	route("GET /api/v1/jobs/{id}/log", func(w http.ResponseWriter, r *http.Request) (any, int, *apiError) {
 		id, aerr := pathID(r)
@@ -701,4 +705,88 @@ func (s *Server) listVerdicts(w http.ResponseWriter, r *http.Request) (any, int,
 		}
 	}
 	return out, http.StatusOK, nil
+}
+
+// PutEvent adds or replaces an event as it is, so tests can give it an
+// expansion; the fake itself expands nothing.
+func (s *Server) PutEvent(e client.Event) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if i := slices.IndexFunc(s.events, func(old client.Event) bool { return old.ID == e.ID }); i >= 0 {
+		s.events[i] = e
+		return
+	}
+	s.events = append(s.events, e)
+	slices.SortFunc(s.events, func(a, b client.Event) int { return int(a.ID - b.ID) })
+}
+
+// Events returns the events as the fake holds them, oldest first.
+func (s *Server) Events() []client.Event {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.events)
+}
+
+func (s *Server) postEvent(w http.ResponseWriter, r *http.Request) (any, int, *apiError) {
+	acct, aerr := s.auth(r, "")
+	if aerr != nil {
+		return nil, 0, aerr
+	}
+	if acct.Role != client.RoleMaintainer && acct.Role != client.RoleAdmin {
+		return nil, 0, errorf(http.StatusForbidden, "forbidden", "only a maintainer or an admin may post events")
+	}
+	var req client.EventPost
+	if aerr := decodeBody(r, &req); aerr != nil {
+		return nil, 0, aerr
+	}
+	if req.Type == "" {
+		return nil, 0, errorf(http.StatusBadRequest, "bad_request", "rules: invalid event: type is missing")
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e := client.Event{
+		ID: int64(len(s.events)) + 1, Type: req.Type, Source: req.Source, Version: req.Version, ArtifactURL: req.ArtifactURL,
+		BuildID: req.BuildID, Metadata: req.Metadata, Producer: acct.Name, Received: s.now,
+		Rules: []client.EventRule{}, Requests: []client.EventRequest{}, Jobs: []int64{},
+	}
+	if len(s.events) > 0 {
+		e.ID = s.events[len(s.events)-1].ID + 1
+	}
+	if e.Metadata == nil {
+		e.Metadata = map[string]string{}
+	}
+	s.events = append(s.events, e)
+	return e, http.StatusCreated, nil
+}
+
+func (s *Server) listEvents(w http.ResponseWriter, r *http.Request) (any, int, *apiError) {
+	limit := 50
+	if l := r.URL.Query().Get("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n <= 0 {
+			return nil, 0, errorf(http.StatusBadRequest, "bad_request", "limit %q: want a positive number", l)
+		}
+		limit = n
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := []client.Event{}
+	for i := len(s.events) - 1; i >= 0 && len(out) < limit; i-- {
+		out = append(out, s.events[i])
+	}
+	return map[string]any{"events": out}, http.StatusOK, nil
+}
+
+func (s *Server) getEvent(w http.ResponseWriter, r *http.Request) (any, int, *apiError) {
+	id, aerr := pathID(r)
+	if aerr != nil {
+		return nil, 0, aerr
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	i := slices.IndexFunc(s.events, func(e client.Event) bool { return e.ID == id })
+	if i < 0 {
+		return nil, 0, errorf(http.StatusNotFound, "not_found", "no event %d", id)
+	}
+	return s.events[i], http.StatusOK, nil
 }

@@ -4,7 +4,7 @@
 //
 // It owns the executable form of the Store contract: every method, every
 // documented error, lease exclusivity under concurrency, expiry and retry
-// rules, blocklist rules and their expiry. It must not import any implementation, and must not depend on
+// rules, blocklist rules and their expiry, events and their expansion. It must not import any implementation, and must not depend on
 // anything the Store interface does not promise (no SQL, no files).
 package storetest
 
@@ -53,6 +53,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"BlockRules", testBlockRules},
 		{"ForcedJob", testForcedJob},
 		{"PackageRuns", testPackageRuns}, {"PackageRunsLimit", testPackageRunsLimit},
+		{"Events", testEvents},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {
