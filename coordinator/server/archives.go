@@ -8,10 +8,12 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 
 	"github.com/sparegrid/sparegrid/coordinator/archive"
+	"github.com/sparegrid/sparegrid/coordinator/rules"
 )
 
 // ArchiveStateDir is the directory under the data directory where the
@@ -60,12 +62,16 @@ func (s fileState) Save(_ context.Context, key string, v []byte) error {
 	return os.Rename(f.Name(), s.path(key))
 }
 
-// watchArchives starts a watcher for each configured archive and returns
-// a function that waits for them to stop after ctx ends. Changes are
-// logged; turning them into test requests is the selection policy's work
-// (docs/scheduling.md says what is wired).
-func watchArchives(ctx context.Context, dataDir string, cfgs []archive.Config, log *slog.Logger) (wait func(), err error) {
-	var wg sync.WaitGroup
+// archives are the watchers of the configured archives.
+type archives struct {
+	watchers []*archive.Watcher
+	logs     []*slog.Logger
+}
+
+// newArchives makes a watcher for each configured archive, with its saved
+// state restored from the data directory.
+func newArchives(ctx context.Context, dataDir string, cfgs []archive.Config, log *slog.Logger) (*archives, error) {
+	a := &archives{}
 	state := fileState{dir: filepath.Join(dataDir, ArchiveStateDir)}
 	for _, cfg := range cfgs {
 		alog := log.With("archive", cfg.Name)
@@ -76,6 +82,20 @@ func watchArchives(ctx context.Context, dataDir string, cfgs []archive.Config, l
 		if err := w.Restore(ctx); err != nil {
 			alog.Warn("cannot restore the archive's saved state; starting afresh", "err", err)
 		}
+		a.watchers = append(a.watchers, w)
+		a.logs = append(a.logs, alog)
+	}
+	return a, nil
+}
+
+// run polls every archive until ctx ends and returns a function that
+// waits for them to stop. Changes are logged; turning them into test
+// requests is the selection policy's work (docs/scheduling.md says what is
+// wired).
+func (a *archives) run(ctx context.Context) (wait func()) {
+	var wg sync.WaitGroup
+	for i, w := range a.watchers {
+		alog := a.logs[i]
 		wg.Go(func() {
 			w.Run(ctx, func(changes []archive.Change) {
 				testable := 0
@@ -87,7 +107,31 @@ func watchArchives(ctx context.Context, dataDir string, cfgs []archive.Config, l
 				alog.Info("archive changed", "sources", len(changes), "testable", testable)
 			})
 		})
+		cfg := w.Config()
 		alog.Info("watching archive", "url", cfg.URL, "suites", cfg.Suites, "components", cfg.Components)
 	}
-	return wg.Wait, nil
+	return wg.Wait
+}
+
+// errNoSnapshot means no archive has been read yet, so reverse
+// dependencies are unknown.
+var errNoSnapshot = errors.New("no archive has been read yet")
+
+// Triggered implements rules.ReverseDeps from the latest snapshots of
+// every archive: the testable sources whose tests a new version of source
+// should run, in any suite and component.
+func (a *archives) Triggered(_ context.Context, source string) ([]string, error) {
+	var out []string
+	read := false
+	for _, w := range a.watchers {
+		for _, s := range w.Snapshots() {
+			read = true
+			out = append(out, s.Triggered(source)...)
+		}
+	}
+	if !read {
+		return nil, fmt.Errorf("%w: %w", rules.ErrTriggered, errNoSnapshot)
+	}
+	slices.Sort(out)
+	return slices.Compact(out), nil
 }

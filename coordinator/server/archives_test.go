@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"github.com/sparegrid/sparegrid/coordinator/archive"
+	"github.com/sparegrid/sparegrid/coordinator/rules"
 )
 
 func TestFileState(t *testing.T) {
@@ -66,10 +68,14 @@ func TestWatchArchives(t *testing.T) {
 	data := t.TempDir()
 	cfg := archive.Config{Name: "test", URL: srv.URL, Suites: []string{"bookworm"}, Components: []string{"main"}}
 	ctx, cancel := context.WithCancel(t.Context())
-	wait, err := watchArchives(ctx, data, []archive.Config{cfg}, slog.New(slog.DiscardHandler))
+	a, err := newArchives(ctx, data, []archive.Config{cfg}, slog.New(slog.DiscardHandler))
 	if err != nil {
-		t.Fatalf("watchArchives = %v", err)
+		t.Fatalf("newArchives = %v", err)
 	}
+	if _, err := a.Triggered(ctx, "hello"); !errors.Is(err, rules.ErrTriggered) {
+		t.Errorf("Triggered before any poll = %v, want %v", err, rules.ErrTriggered)
+	}
+	wait := a.run(ctx)
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		entries, _ := os.ReadDir(filepath.Join(data, ArchiveStateDir))
@@ -85,4 +91,8 @@ func TestWatchArchives(t *testing.T) {
 	}
 	cancel()
 	wait()
+	got, err := a.Triggered(t.Context(), "hello")
+	if err != nil || len(got) != 1 || got[0] != "hello" {
+		t.Errorf("Triggered(hello) after a poll = %v, %v; want [hello]", got, err)
+	}
 }

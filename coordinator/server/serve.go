@@ -122,7 +122,15 @@ func Run(ctx context.Context, o Options) error {
 	defer ql.Close()
 	defer tl.Close()
 
-	events, err := rules.New(o.Config.Rules, rules.Options{Targets: api.AgentTargets(db), ReverseDeps: api.NoReverseDeps()})
+	arch, err := newArchives(ctx, o.DataDir, o.Config.Archives, o.Log.With("component", "archive"))
+	if err != nil {
+		return err
+	}
+	var rdeps rules.ReverseDeps = api.NoReverseDeps()
+	if len(arch.watchers) > 0 {
+		rdeps = arch
+	}
+	events, err := rules.New(o.Config.Rules, rules.Options{Targets: api.AgentTargets(db), ReverseDeps: rdeps})
 	if err != nil {
 		return err
 	}
@@ -147,11 +155,7 @@ func Run(ctx context.Context, o Options) error {
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	waitArchives, err := watchArchives(ctx, o.DataDir, o.Config.Archives, o.Log.With("component", "archive"))
-	if err != nil {
-		return err
-	}
-	defer waitArchives()
+	defer arch.run(ctx)()
 	defer cancel()
 	errc := make(chan error, 2)
 	go func() { errc <- gw.Serve(ctx, ql, tl) }()
