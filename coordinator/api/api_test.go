@@ -33,6 +33,20 @@ type fixture struct {
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
+	db, bs := openStores(t)
+	_, tok, err := CreateAccount(t.Context(), db, store.Account{Name: "admin", Email: "admin@example.org", Role: store.RoleAdmin, CreatedAt: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(New(Config{Store: db, Blobs: bs, MaxSource: 1024, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}))
+	t.Cleanup(srv.Close)
+	return &fixture{t: t, srv: srv, db: db, admin: tok}
+}
+
+// openStores opens a fresh SQLite store and blob store in a temporary
+// directory, closed when t ends.
+func openStores(t *testing.T) (*sqlite.DB, *blobs.Store) {
+	t.Helper()
 	dir := t.TempDir()
 	db, err := sqlite.Open(t.Context(), filepath.Join(dir, "api.db"))
 	if err != nil {
@@ -43,13 +57,7 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, tok, err := CreateAccount(t.Context(), db, store.Account{Name: "admin", Email: "admin@example.org", Role: store.RoleAdmin, CreatedAt: time.Now()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(New(Config{Store: db, Blobs: bs, MaxSource: 1024, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}))
-	t.Cleanup(srv.Close)
-	return &fixture{t: t, srv: srv, db: db, admin: tok}
+	return db, bs
 }
 
 // do sends a request and decodes a JSON answer into out (when not nil).

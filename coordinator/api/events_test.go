@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -15,10 +14,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/sparegrid/sparegrid/coordinator/apiv1"
-	"github.com/sparegrid/sparegrid/coordinator/blobs"
 	"github.com/sparegrid/sparegrid/coordinator/rules"
 	"github.com/sparegrid/sparegrid/coordinator/store"
-	"github.com/sparegrid/sparegrid/coordinator/store/sqlite"
 )
 
 const testRules = `
@@ -42,16 +39,7 @@ packages = 'triggered(event.source)'
 // on a grid of an amd64 agent and a paused arm64 one, both on unstable.
 func newEventFixture(t *testing.T, now time.Time) *fixture {
 	t.Helper()
-	dir := t.TempDir()
-	db, err := sqlite.Open(t.Context(), filepath.Join(dir, "api.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	bs, err := blobs.Open(filepath.Join(dir, "blobs"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	db, bs := openStores(t)
 	admin, tok, err := CreateAccount(t.Context(), db, store.Account{Name: "admin", Email: "admin@example.org", Role: store.RoleAdmin, CreatedAt: now})
 	if err != nil {
 		t.Fatal(err)
