@@ -39,31 +39,31 @@ func KnownRestriction(r string) bool {
 // Requirements is what one test asks of the testbed that runs it.
 type Requirements struct {
 	// Test is the test's name.
-	Test string
+	Test string `json:"test"`
 	// Restrictions holds every restriction of the test, sorted; Unknown
 	// those of them DEP-8 does not define.
-	Restrictions []string
-	Unknown      []string
+	Restrictions []string `json:"restrictions,omitempty"`
+	Unknown      []string `json:"unknown,omitempty"`
 	// Architecture is the test's Architecture field; empty means any.
-	Architecture []string
+	Architecture []string `json:"architecture,omitempty"`
 	// Classes are DEP-8's abstract hardware or platform classes. They are
 	// informational: Capable ignores them, and a coordinator that maps a
 	// class to machines does so by adding a label to RequestNeeds.
-	Classes []string
+	Classes []string `json:"classes,omitempty"`
 
-	NeedsMachine   bool // isolation-machine
-	NeedsContainer bool // isolation-container; a machine does too
-	NeedsReboot    bool // needs-reboot
-	NeedsInternet  bool // needs-internet
-	NeedsRoot      bool // needs-root
-	NeedsSudo      bool // needs-sudo: root on the testbed and a full revert
-	BreaksTestbed  bool // breaks-testbed: a full revert afterwards
+	NeedsMachine   bool `json:"needs_machine,omitempty"`   // isolation-machine
+	NeedsContainer bool `json:"needs_container,omitempty"` // isolation-container; a machine does too
+	NeedsReboot    bool `json:"needs_reboot,omitempty"`    // needs-reboot
+	NeedsInternet  bool `json:"needs_internet,omitempty"`  // needs-internet
+	NeedsRoot      bool `json:"needs_root,omitempty"`      // needs-root
+	NeedsSudo      bool `json:"needs_sudo,omitempty"`      // needs-sudo: root on the testbed and a full revert
+	BreaksTestbed  bool `json:"breaks_testbed,omitempty"`  // breaks-testbed: a full revert afterwards
 
 	// Unsupported, when not empty, says why autopkgtest skips the test on
 	// every testbed whatever its capabilities: an unknown field or
 	// restriction, "all" or mixed negation in Architecture, a "/" in the
 	// name, or hint-testsuite-triggers.
-	Unsupported string
+	Unsupported string `json:"unsupported,omitempty"`
 }
 
 // Has reports whether the test declares restriction r.

@@ -49,6 +49,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/sparegrid/sparegrid/shared/dep8"
@@ -190,6 +192,47 @@ type Capabilities struct {
 	Backend            string   `json:"backend"`
 	AutopkgtestVersion string   `json:"autopkgtest_version"`
 	AgentVersion       string   `json:"agent_version"`
+	// Isolation is what the backend's testbeds isolate: "none",
+	// "container" or "machine" (dep8.Isolation). Empty means the
+	// coordinator assumes the backend's defaults.
+	Isolation string `json:"isolation,omitempty"`
+	// Root, RevertFullSystem and Reboot are the virt server's
+	// root-on-testbed, revert-full-system and reboot capabilities.
+	Root             bool `json:"root,omitempty"`
+	RevertFullSystem bool `json:"revert_full_system,omitempty"`
+	Reboot           bool `json:"reboot,omitempty"`
+	// Internet says whether tests may reach beyond the package archive.
+	Internet bool `json:"internet,omitempty"`
+	// Labels are names the volunteer gives the machine (such as "gpu");
+	// admins' labels override them.
+	Labels []string `json:"labels,omitempty"`
+	// MemoryMB and DiskMB are what one testbed may use; 0 means unknown.
+	MemoryMB int64 `json:"memory_mb,omitempty"`
+	DiskMB   int64 `json:"disk_mb,omitempty"`
+}
+
+// AgentCaps returns what the capabilities claim for agent id in dep8's
+// terms. An empty Isolation takes the backend's defaults
+// (dep8.BackendDefaults), or none at all for an unknown backend, so an
+// agent that advertises no features is not trusted with more than its
+// backend gives.
+func (c Capabilities) AgentCaps(id int64) dep8.AgentCaps {
+	out := dep8.AgentCaps{ID: id, Arch: c.Arch, Backend: c.Backend, Isolation: dep8.IsolationNone}
+	if c.Isolation == "" {
+		if d, err := dep8.BackendDefaults(c.Backend); err == nil {
+			d.ID, d.Arch = id, c.Arch
+			out = d
+		}
+	} else {
+		switch i := dep8.Isolation(c.Isolation); i {
+		case dep8.IsolationContainer, dep8.IsolationMachine:
+			out.Isolation = i
+		}
+		out.Root, out.RevertFullSystem, out.Reboot, out.Internet = c.Root, c.RevertFullSystem, c.Reboot, c.Internet
+	}
+	out.Labels = slices.Sorted(slices.Values(c.Labels))
+	out.MemoryMB, out.DiskMB = c.MemoryMB, c.DiskMB
+	return out
 }
 
 // LeaseRequest asks for a job.
@@ -235,6 +278,33 @@ type Job struct {
 	// test, such as "skipping test smoke: blocklist rule 4 (~admin):
 	// times out on slow disks"; the agent appends them to the run's log.
 	SkipReasons []string `json:"skip_reasons,omitempty"`
+	// Tests, when not empty, are the only tests to run (autopkgtest's
+	// --test-name, once per name): the coordinator split the package's
+	// tests between agents that can run them.
+	Tests []string `json:"tests,omitempty"`
+	// AptSources are one-line apt sources ("deb URL SUITE COMPONENT...",
+	// "deb-src ...") to add to the testbed before the tests, such as the
+	// repository holding the upload that triggered the job; each passes
+	// ValidAptSource.
+	AptSources []string `json:"apt_sources,omitempty"`
+}
+
+// MaxAptSource bounds one apt source line.
+const MaxAptSource = 1024
+
+// ValidAptSource reports whether s is one line of sources.list that
+// sparegrid passes on: "deb " or "deb-src " then printable ASCII, at most
+// MaxAptSource bytes.
+func ValidAptSource(s string) bool {
+	if len(s) > MaxAptSource || !(strings.HasPrefix(s, "deb ") || strings.HasPrefix(s, "deb-src ")) {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] > 0x7e {
+			return false
+		}
+	}
+	return len(strings.Fields(s)) >= 3
 }
 
 // Source kinds.
