@@ -25,6 +25,7 @@ import (
 	"github.com/sparegrid/sparegrid/agent/internal/procgroup"
 	"github.com/sparegrid/sparegrid/agent/recovery"
 	"github.com/sparegrid/sparegrid/shared/dep8"
+	"github.com/sparegrid/sparegrid/shared/protocol"
 )
 
 // Errors returned by this package.
@@ -53,13 +54,23 @@ type Spec struct {
 	// Triggers are "source/version" pairs that caused the job. They are
 	// passed to the tests as ADT_TEST_TRIGGERS (space-separated), as
 	// Debian's and Ubuntu's CI do; they do not change which packages apt
-	// installs.
+	// installs: AptSources do.
 	Triggers []string
+	// AptSources are sources.list lines added to the testbed before the
+	// tests (autopkgtest's --add-apt-source), such as the repository
+	// holding the upload that triggered the job, whose newer versions apt
+	// then installs. Each must pass protocol.ValidAptSource.
+	AptSources []string
 	// SkipTests are tests to leave out of the run (autopkgtest's
 	// --skip-test), such as those the coordinator's blocklist skips. Each
 	// must be a test name: 1 to 100 printable ASCII characters without
 	// space, comma or slash.
 	SkipTests []string
+	// Tests, when not empty, are the only tests to run (autopkgtest's
+	// --test-name, once per name), such as the share of a package's
+	// tests the coordinator gave this agent. Each must be a test name, as
+	// for SkipTests.
+	Tests []string
 	// SourcePath is an unpacked Debian source tree or a .dsc file whose
 	// tests are run instead of an archive package's. Its tests run against
 	// archive binaries (--no-built-binaries); a test that needs the
@@ -145,6 +156,12 @@ func commandLine(spec Spec, unpackDir string) ([]string, error) {
 	if len(spec.Triggers) > 0 {
 		args = append(args, "--env=ADT_TEST_TRIGGERS="+strings.Join(spec.Triggers, " "))
 	}
+	for _, line := range spec.AptSources {
+		args = append(args, "--add-apt-source="+line)
+	}
+	for _, name := range spec.Tests {
+		args = append(args, "--test-name="+name)
+	}
 	for _, name := range spec.SkipTests {
 		args = append(args, "--skip-test="+name)
 	}
@@ -226,6 +243,16 @@ func checkSpec(spec Spec) error {
 	for _, tr := range spec.Triggers {
 		if !dep8.ValidTrigger(tr) {
 			return fmt.Errorf("%w: trigger %q", ErrBadSpec, tr)
+		}
+	}
+	for _, line := range spec.AptSources {
+		if !protocol.ValidAptSource(line) {
+			return fmt.Errorf("%w: apt source %q is not one sources.list line", ErrBadSpec, line)
+		}
+	}
+	for _, name := range spec.Tests {
+		if !dep8.ValidTestName(name) {
+			return fmt.Errorf("%w: test to run %q is not a test name", ErrBadSpec, name)
 		}
 	}
 	for _, name := range spec.SkipTests {

@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/sparegrid/sparegrid/agent/image"
 	"github.com/sparegrid/sparegrid/agent/runner"
+	"github.com/sparegrid/sparegrid/shared/dep8"
 	"github.com/sparegrid/sparegrid/shared/protocol"
 	"github.com/sparegrid/sparegrid/shared/version"
 )
@@ -103,13 +106,48 @@ func offer(imgs []image.Image, arch string, backends []string) (releases []strin
 	return releases, backend
 }
 
+// CapabilityOptions are the agent's settings that DetectCapabilities
+// advertises, and the readers it measures the host with.
+type CapabilityOptions struct {
+	// Backends are the testbed backends the agent may use, most
+	// preferred first; nil means DefaultBackends.
+	Backends []string
+	// Labels are the names the volunteer gives the machine, each checked
+	// with dep8.ValidLabel; see ParseLabels.
+	Labels []string
+	// NoInternet says tests must not reach the internet from this
+	// machine, whatever the backend allows.
+	NoInternet bool
+	// ReadFile reads /proc/meminfo; nil means os.ReadFile.
+	ReadFile func(name string) ([]byte, error)
+	// FreeDisk returns the bytes free in the file system holding a path;
+	// nil means statfs.
+	FreeDisk func(path string) (int64, error)
+}
+
+// meminfoPath is where Linux reports the machine's memory.
+const meminfoPath = "/proc/meminfo"
+
 // DetectCapabilities describes what this host can run: its dpkg
-// architecture, the releases it has images for in one of backends (nil
-// means DefaultBackends), the most preferred backend it will use, the
-// installed autopkgtest and this agent's version.
-func DetectCapabilities(ctx context.Context, stateDir string, backends []string) (protocol.Capabilities, error) {
+// architecture, the releases it has images for in one of o.Backends, the
+// most preferred backend it will use, the installed autopkgtest and this
+// agent's version, and what that backend's testbeds can do
+// (dep8.BackendDefaults; Internet off with o.NoInternet), the machine's
+// memory, the disk space free in stateDir, and o.Labels.
+func DetectCapabilities(ctx context.Context, stateDir string, o CapabilityOptions) (protocol.Capabilities, error) {
+	backends := o.Backends
 	if backends == nil {
 		backends = DefaultBackends()
+	}
+	if o.ReadFile == nil {
+		o.ReadFile = os.ReadFile
+	}
+	if o.FreeDisk == nil {
+		o.FreeDisk = statfsFree
+	}
+	labels, err := ParseLabels(o.Labels)
+	if err != nil {
+		return protocol.Capabilities{}, err
 	}
 	arch, err := image.HostArch(ctx)
 	if err != nil {
@@ -128,11 +166,101 @@ func DetectCapabilities(ctx context.Context, stateDir string, backends []string)
 	if err != nil {
 		return protocol.Capabilities{}, err
 	}
-	return protocol.Capabilities{
+	meminfo, err := o.ReadFile(meminfoPath)
+	if err != nil {
+		return protocol.Capabilities{}, fmt.Errorf("%w: %w", ErrMeminfo, err)
+	}
+	mem, err := MemTotalMB(meminfo)
+	if err != nil {
+		return protocol.Capabilities{}, err
+	}
+	free, err := o.FreeDisk(stateDir)
+	if err != nil {
+		return protocol.Capabilities{}, fmt.Errorf("free disk space of %s: %w", stateDir, err)
+	}
+	caps := protocol.Capabilities{
 		Arch:               arch,
 		Releases:           releases,
 		Backend:            backend,
 		AutopkgtestVersion: apt,
 		AgentVersion:       version.Version,
-	}, nil
+	}
+	if err := describeTestbeds(&caps, hostFacts{labels: labels, noInternet: o.NoInternet, memoryMB: mem, freeDisk: free}); err != nil {
+		return protocol.Capabilities{}, err
+	}
+	return caps, nil
+}
+
+// hostFacts is what the agent knows of its machine and its volunteer's
+// wishes, apart from the backend.
+type hostFacts struct {
+	labels     []string
+	noInternet bool
+	memoryMB   int64
+	freeDisk   int64 // bytes
+}
+
+// describeTestbeds fills in what caps.Backend's testbeds can do on this
+// host: the backend's virt-server capabilities, with Internet off when
+// the volunteer forbids it, and the host's memory, disk and labels.
+func describeTestbeds(caps *protocol.Capabilities, h hostFacts) error {
+	d, err := dep8.BackendDefaults(caps.Backend)
+	if err != nil {
+		return err
+	}
+	caps.Isolation = string(d.Isolation)
+	caps.Root = d.Root
+	caps.RevertFullSystem = d.RevertFullSystem
+	caps.Reboot = d.Reboot
+	caps.Internet = d.Internet && !h.noInternet
+	caps.Labels = h.labels
+	caps.MemoryMB = h.memoryMB
+	caps.DiskMB = max(h.freeDisk, 0) >> 20
+	return nil
+}
+
+// ParseLabels returns labels sorted and without repeats, or an error
+// wrapping dep8.ErrBadLabel for the first that is not a label.
+func ParseLabels(labels []string) ([]string, error) {
+	for _, l := range labels {
+		if dep8.ValidLabel(l) {
+			continue
+		}
+		if strings.Contains(l, "=") {
+			return nil, fmt.Errorf("%w: %q: a label is a plain name such as \"gpu\"; capabilities such as internet=no are set with flags (--no-internet) or by an admin", dep8.ErrBadLabel, l)
+		}
+		return nil, fmt.Errorf("%w: %q: want lower-case letters, digits, \".\", \"_\", \":\" and \"-\", starting with a letter or digit, at most %d characters", dep8.ErrBadLabel, l, dep8.MaxLabelLen)
+	}
+	if len(labels) == 0 {
+		return nil, nil
+	}
+	return slices.Compact(slices.Sorted(slices.Values(labels))), nil
+}
+
+// ErrMeminfo means the machine's memory could not be read from
+// /proc/meminfo.
+var ErrMeminfo = errors.New("worker: cannot read MemTotal from " + meminfoPath)
+
+// maxMemoryKB bounds the MemTotal MemTotalMB accepts: 2^50 kB.
+const maxMemoryKB = 1 << 50
+
+// MemTotalMB returns the MemTotal line of a /proc/meminfo, such as
+// "MemTotal:       16314296 kB", in MiB.
+func MemTotalMB(meminfo []byte) (int64, error) {
+	for line := range strings.SplitSeq(string(meminfo), "\n") {
+		rest, ok := strings.CutPrefix(line, "MemTotal:")
+		if !ok {
+			continue
+		}
+		f := strings.Fields(rest)
+		if len(f) != 2 || f[1] != "kB" {
+			return 0, fmt.Errorf("%w: %q", ErrMeminfo, line)
+		}
+		kb, err := strconv.ParseInt(f[0], 10, 64)
+		if err != nil || kb <= 0 || kb > maxMemoryKB {
+			return 0, fmt.Errorf("%w: %q", ErrMeminfo, line)
+		}
+		return kb >> 10, nil
+	}
+	return 0, fmt.Errorf("%w: no MemTotal line", ErrMeminfo)
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -153,9 +154,9 @@ func (w *Worker) runJob(ctx context.Context, job *protocol.Job) {
 	}
 	w.noteOutcome(j, ex)
 	j.setStage(StageUploading)
-	if len(job.SkipReasons) > 0 {
-		if err := appendNotes(filepath.Join(j.dir, outputDir), job.SkipReasons); err != nil {
-			log.Warn("cannot record skipped tests in the log", "err", err)
+	if notes := jobNotes(job); len(notes) > 0 {
+		if err := appendNotes(filepath.Join(j.dir, outputDir), notes); err != nil {
+			log.Warn("cannot record the tests left out in the log", "err", err)
 		}
 	}
 	entry, err := w.prepareResult(j, ex, filepath.Join(j.dir, outputDir))
@@ -224,6 +225,8 @@ func (w *Worker) execute(ctx context.Context, j *jobRun) execution {
 		Version:    job.Version,
 		Triggers:   job.Triggers,
 		SkipTests:  job.SkipTests,
+		Tests:      job.Tests,
+		AptSources: job.AptSources,
 		SourcePath: srcPath,
 		Image:      img,
 		OutputDir:  filepath.Join(j.dir, outputDir),
@@ -287,6 +290,17 @@ func (w *Worker) fetchSource(ctx context.Context, j *jobRun) (string, error) {
 		return "", fmt.Errorf("source entry %q: %w", src.Entry, err)
 	}
 	return path, nil
+}
+
+// jobNotes are the lines that say in the run's log which of the
+// package's tests the coordinator left out of this run, and why.
+func jobNotes(job *protocol.Job) []string {
+	var notes []string
+	if len(job.Tests) > 0 {
+		notes = append(notes, "running only tests "+strings.Join(job.Tests, ", ")+
+			": the coordinator sent the package's other tests to agents that can run them")
+	}
+	return append(notes, job.SkipReasons...)
 }
 
 // appendNotes adds the agent's notes (tests the coordinator skipped, an

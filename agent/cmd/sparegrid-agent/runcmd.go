@@ -10,8 +10,10 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
+	"unicode"
 
 	"github.com/spf13/cobra"
 
@@ -45,7 +47,14 @@ separated by commas, most preferred first. For each release the agent uses
 the image of the first backend that has one ("testbed list" shows them);
 releases with images only of other backends are not offered. The default
 is overlay,xenlvm,unshare. xenlvm testbeds bring their own --sudo among
-the arguments they were registered with, so --virt-sudo does not apply.`,
+the arguments they were registered with, so --virt-sudo does not apply.
+
+The agent tells the coordinator what its testbeds can do: the backend's
+isolation, root, full revert and reboot, whether tests may reach the
+internet (not with --no-internet), the machine's memory, the disk space
+free in the state directory, and the labels given with --label (such as
+"gpu"; repeat the flag for more). Admins' labels for the agent override
+all of it.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := requireState(dir); err != nil {
@@ -91,6 +100,17 @@ the arguments they were registered with, so --virt-sudo does not apply.`,
 			if o.maxInfraFailures == 0 || o.minFreeMiB == 0 {
 				return errZeroPause
 			}
+			if !cmd.Flags().Changed("label") {
+				o.labels = splitLabels(c.getenv(envLabels))
+			}
+			if o.labels, err = worker.ParseLabels(o.labels); err != nil {
+				return err
+			}
+			if !cmd.Flags().Changed("no-internet") {
+				if o.noInternet, err = noInternetDefault(c.getenv); err != nil {
+					return err
+				}
+			}
 			return c.runAgent(cmd.Context(), dir, o)
 		},
 	}
@@ -103,6 +123,8 @@ the arguments they were registered with, so --virt-sudo does not apply.`,
 	cmd.Flags().IntVar(&o.maxInfraFailures, "max-infra-failures", worker.DefaultMaxInfraFailures, "pause after this many infrastructure failures (tmpfail) in a row; negative never pauses")
 	cmd.Flags().DurationVar(&o.pauseFor, "pause-for", worker.DefaultPauseFor, "how long such a pause lasts (a restart ends it too)")
 	cmd.Flags().Int64Var(&o.minFreeMiB, "min-free-disk", worker.DefaultMinFreeDisk>>20, "take no work while less than this many MiB are free in the state directory; negative never checks")
+	cmd.Flags().StringArrayVar(&o.labels, "label", nil, "a name for this machine that test requests can ask for, such as gpu; repeat for more (env "+envLabels+", comma-separated)")
+	cmd.Flags().BoolVar(&o.noInternet, "no-internet", false, "tests must not reach the internet from this machine; tests that need it go to other agents (env "+envNoInternet+")")
 	cmd.Flags().StringVar(&o.virtServer, "virt-server", "", "absolute path of autopkgtest-virt-sparegrid (default: the one beside this program, else "+installedVirtServer+" with --virt-sudo, else the one on PATH)")
 	return cmd
 }
@@ -112,6 +134,35 @@ var (
 	errPauseFor  = errors.New("the pause must last longer than 0")
 	errZeroPause = errors.New("--max-infra-failures and --min-free-disk take a positive number, or a negative one to turn the check off")
 )
+
+// Environment variables that set --label and --no-internet.
+const (
+	envLabels     = "SPAREGRID_LABELS"
+	envNoInternet = "SPAREGRID_NO_INTERNET"
+)
+
+// errNoInternet means SPAREGRID_NO_INTERNET is not a boolean.
+var errNoInternet = errors.New(envNoInternet + " is not a boolean")
+
+// splitLabels reads SPAREGRID_LABELS: labels separated by commas or
+// white space.
+func splitLabels(s string) []string {
+	return strings.FieldsFunc(s, func(r rune) bool { return r == ',' || unicode.IsSpace(r) })
+}
+
+// noInternetDefault is --no-internet when the flag is not given: the
+// value of SPAREGRID_NO_INTERNET, otherwise false.
+func noInternetDefault(getenv func(string) string) (bool, error) {
+	s := getenv(envNoInternet)
+	if s == "" {
+		return false, nil
+	}
+	v, err := strconv.ParseBool(s)
+	if err != nil {
+		return false, fmt.Errorf("%w: %q", errNoInternet, s)
+	}
+	return v, nil
+}
 
 // envBackend names the environment variable that sets --backend.
 const envBackend = "SPAREGRID_BACKEND"
@@ -186,6 +237,9 @@ type runOptions struct {
 	maxInfraFailures int
 	pauseFor         time.Duration
 	minFreeMiB       int64
+	// What the agent advertises beyond what it detects.
+	labels     []string
+	noInternet bool
 }
 
 // envTransport sets --transport.
@@ -204,7 +258,7 @@ func (c *cli) runAgent(ctx context.Context, dir string, o runOptions) error {
 	if err := recoverCrash(ctx, log, dir, o.backends, virt, sudo); err != nil {
 		return err
 	}
-	caps, err := worker.DetectCapabilities(ctx, dir, o.backends)
+	caps, err := worker.DetectCapabilities(ctx, dir, worker.CapabilityOptions{Backends: o.backends, Labels: o.labels, NoInternet: o.noInternet})
 	if err != nil {
 		return err
 	}
@@ -244,7 +298,9 @@ func (c *cli) runAgent(ctx context.Context, dir string, o runOptions) error {
 	stop := c.handleSignals(log, w, cancel, o.grace)
 	defer stop()
 	log.Info("starting", "coordinator", st.Agent.Coordinator, "arch", caps.Arch, "releases", caps.Releases,
-		"autopkgtest", caps.AutopkgtestVersion, "backend", caps.Backend, "transport", o.transport, "uid", os.Geteuid(), "virt_sudo", w.Sudo)
+		"autopkgtest", caps.AutopkgtestVersion, "backend", caps.Backend, "transport", o.transport, "uid", os.Geteuid(), "virt_sudo", w.Sudo,
+		"isolation", caps.Isolation, "root", caps.Root, "revert_full_system", caps.RevertFullSystem, "reboot", caps.Reboot,
+		"internet", caps.Internet, "labels", caps.Labels, "memory_mb", caps.MemoryMB, "disk_mb", caps.DiskMB)
 	return w.Run(ctx)
 }
 

@@ -6,12 +6,14 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/sparegrid/sparegrid/agent/image"
 	"github.com/sparegrid/sparegrid/agent/recovery"
 	"github.com/sparegrid/sparegrid/agent/state"
+	"github.com/sparegrid/sparegrid/shared/dep8"
 )
 
 func TestVirtSudoDefault(t *testing.T) {
@@ -184,6 +186,78 @@ func TestRunPauseSettingErrors(t *testing.T) {
 			code, _, stderr := runCLI(t, nil, args...)
 			if code == 0 || !strings.Contains(stderr, tt.want.Error()) {
 				t.Errorf("%v = %d, stderr %q; want %v", args, code, stderr, tt.want)
+			}
+		})
+	}
+}
+
+func TestRunLabelErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		env  map[string]string
+		args []string
+		want error
+	}{
+		{"upper case", nil, []string{"--label", "GPU"}, dep8.ErrBadLabel},
+		{"one of several", nil, []string{"--label", "gpu", "--label", "big disk"}, dep8.ErrBadLabel},
+		{"commas in the flag", nil, []string{"--label", "gpu,fast"}, dep8.ErrBadLabel},
+		{"capability setting", nil, []string{"--label", "internet=no"}, dep8.ErrBadLabel},
+		{"from env", map[string]string{envLabels: "gpu,-x"}, nil, dep8.ErrBadLabel},
+		{"bad no-internet env", map[string]string{envNoInternet: "maybe"}, nil, errNoInternet},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			args := append([]string{"run", "--state", "x"}, tt.args...)
+			code, _, stderr := runCLI(t, tt.env, args...)
+			if code == 0 || !strings.Contains(stderr, tt.want.Error()) {
+				t.Errorf("%v with env %v = %d, stderr %q; want %v", args, tt.env, code, stderr, tt.want)
+			}
+		})
+	}
+}
+
+func TestSplitLabels(t *testing.T) {
+	tests := []struct {
+		in   string
+		want []string
+	}{
+		{"", nil},
+		{"gpu", []string{"gpu"}},
+		{"gpu,big-disk", []string{"gpu", "big-disk"}},
+		{" gpu, big-disk ,,arm:v8\tx ", []string{"gpu", "big-disk", "arm:v8", "x"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			if got := splitLabels(tt.in); !slices.Equal(got, tt.want) {
+				t.Errorf("splitLabels(%q) = %q, want %q", tt.in, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestNoInternetDefault(t *testing.T) {
+	tests := []struct {
+		env     string
+		want    bool
+		wantErr error
+	}{
+		{"", false, nil},
+		{"1", true, nil},
+		{"true", true, nil},
+		{"false", false, nil},
+		{"maybe", false, errNoInternet},
+	}
+	for _, tt := range tests {
+		t.Run(tt.env, func(t *testing.T) {
+			getenv := func(k string) string {
+				if k == envNoInternet {
+					return tt.env
+				}
+				return ""
+			}
+			got, err := noInternetDefault(getenv)
+			if got != tt.want || !errors.Is(err, tt.wantErr) {
+				t.Errorf("noInternetDefault(%s=%q) = %v, %v, want %v, %v", envNoInternet, tt.env, got, err, tt.want, tt.wantErr)
 			}
 		})
 	}
