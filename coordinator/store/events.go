@@ -37,6 +37,7 @@ func (e Event) Jobs() []int64 {
 		if r.Job != 0 {
 			ids = append(ids, r.Job)
 		}
+		ids = append(ids, r.SplitJobs...)
 	}
 	return ids
 }
@@ -67,7 +68,11 @@ type EventRequest struct {
 	// Blocked is the blocklist rule's sentence when a whole-job rule kept
 	// the request from becoming a job.
 	Blocked string `json:"blocked,omitempty"`
-	Job     int64  `json:"job,omitempty"`
+	// Job is the job the request became; with Pending it waits for a
+	// capable agent. SplitJobs are the other jobs its tests were split
+	// into.
+	Job       int64   `json:"job,omitempty"`
+	SplitJobs []int64 `json:"split_jobs,omitempty"`
 }
 
 // ValidateNewEvent reports, as an *InvalidError, why AddEvent refuses e:

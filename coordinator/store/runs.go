@@ -27,6 +27,20 @@ type PackageRun struct {
 	Tests    []dep8.Test
 	Harness  dep8.Harness
 	Finished time.Time
+	// ReusedFrom names the job whose result this run reused; zero when it
+	// ran. Agent, tests and harness are then that job's.
+	ReusedFrom int64
+	// TestNames are the only tests the job ran (Job.Tests), empty for all.
+	TestNames []string
+}
+
+// TargetResult is when a package's newest run without triggers on a
+// release and arch finished.
+type TargetResult struct {
+	Package  string
+	Release  string
+	Arch     string
+	Finished time.Time
 }
 
 // ActiveJob is a job of one package that is still to run: queued, held or
@@ -40,4 +54,8 @@ type ActiveJob struct {
 	Triggers []string
 	// Running reports that an agent holds its lease.
 	Running bool
+	// Tests, Needs and AvoidAgents are the job's (see Job).
+	Tests       []string
+	Needs       JobNeeds
+	AvoidAgents []int64
 }

@@ -37,6 +37,8 @@ import (
 	"encoding/json"
 	"errors"
 	"time"
+
+	"github.com/sparegrid/sparegrid/shared/dep8"
 )
 
 // Errors returned by Store methods.
@@ -120,22 +122,38 @@ type Store interface {
 	Blob(ctx context.Context, sha256 string) (Blob, error)
 
 	// CreateJob queues a new job and returns it with its ID, State,
-	// MaxAttempts and CreatedAt set; its Reason and Forced are stored as
-	// given. ErrInvalid when package, release or
-	// arch is empty, the state is set to anything but JobQueued, the
-	// source is incomplete or does not match its blob, or MaxAttempts is
-	// negative; ErrUnknownBlob when the source blob is not recorded.
+	// MaxAttempts, Priority, Lane and CreatedAt set; its Reason, Forced,
+	// Tests, Needs and AvoidAgents are stored as given. With ReusedFrom
+	// set the job is instead created done, finished at once, with the
+	// verdict of that job (or of the job it reused in turn, which
+	// ReusedFrom then names). ErrInvalid when package, release or arch is
+	// empty, the state is set to anything but JobQueued, the source is
+	// incomplete or does not match its blob, MaxAttempts is negative, the
+	// priority is not 0 or MinPriority to MaxPriority, the lane is not
+	// ValidLane, a test name is not valid, or ReusedFrom names a job that
+	// is not done with a pass, fail or neutral verdict; ErrNotFound when
+	// ReusedFrom names no job; ErrUnknownBlob when the source blob is not
+	// recorded.
 	CreateJob(ctx context.Context, j Job) (Job, error)
 	// Job returns the job with the given id, or ErrNotFound.
 	Job(ctx context.Context, id int64) (Job, error)
 	// ListJobs returns the jobs matching f, newest first.
 	ListJobs(ctx context.Context, f JobFilter) ([]Job, error)
-	// LeaseJob atomically leases the oldest queued job for p.Arch and one
-	// of p.Releases to agent p.AgentID, passing over jobs p.RetryElsewhere
-	// leaves to other agents and jobs p.Exclude refuses: the job becomes
-	// running with the next attempt number, p.Nonce and a lease until
-	// p.Now+p.TTL. It
-	// returns nil and no error when no job matches. No two calls ever
+	// LeaseJob atomically leases a queued job for p.Arch and one of
+	// p.Releases to agent p.AgentID, passing over jobs that avoid the
+	// agent (Job.AvoidAgents), jobs p.RetryElsewhere leaves to other
+	// agents and jobs p.Exclude refuses: the job becomes running with the
+	// next attempt number, p.Nonce and a lease until p.Now+p.TTL.
+	//
+	// Which job: lanes share the grid in proportion to the priority of
+	// their next job, so a job is ranked by (leases its lane got in the
+	// last LaneWindow + 1) / its priority, lowest first, then by priority,
+	// then oldest first. Within a lane that is priority order; across
+	// lanes with work, a lane whose next job has priority 8 gets about
+	// twice the leases of one whose next job has priority 4, and no lane
+	// with work is starved.
+	//
+	// It returns nil and no error when no job matches. No two calls ever
 	// lease the same attempt. It does not check that the agent is
 	// approved or may run the job: the caller decides that from its own
 	// view of the agent. ErrInvalid when the agent id, arch, nonce or TTL
@@ -196,6 +214,21 @@ type Store interface {
 	// RemoveBlockRule deletes a rule, active or expired. ErrNotFound for
 	// an unknown id.
 	RemoveBlockRule(ctx context.Context, id int64) error
+
+	// ReuseCandidates returns the done jobs with a pass, fail or neutral
+	// verdict that ran (not reused) what q describes, newest first, each
+	// with its latest result's agent, harness and tests. Triggers and
+	// tests match as sets.
+	ReuseCandidates(ctx context.Context, q ReuseQuery) ([]PackageRun, error)
+	// LatestHarness returns the harness of the newest result on the
+	// release and arch that is not a tmpfail, or ErrNotFound when there
+	// is none.
+	LatestHarness(ctx context.Context, release, arch string) (dep8.Harness, error)
+	// TargetResults returns, for every package, release and arch with a
+	// job without triggers that ran to a pass, fail or neutral verdict
+	// (not reused), when the newest such job finished, sorted by
+	// package, release and arch.
+	TargetResults(ctx context.Context) ([]TargetResult, error)
 
 	// PackageRuns reads, in one snapshot, the PackageRunsLimit newest jobs
 	// of the source package pkg that are done, queued, held or running,

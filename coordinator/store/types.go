@@ -151,11 +151,87 @@ type Job struct {
 	// Forced records that the submitter asked for the job to run whatever
 	// whole-job blocklist rules covered it at submission (and, with result
 	// reuse, whatever earlier result could stand in for it).
-	Forced      bool
+	Forced bool
+	// Priority runs from MinPriority to MaxPriority, higher first;
+	// DefaultPriority when CreateJob is given 0.
+	Priority int
+	// Lane names the queue the job is served from; LaneDefault when
+	// CreateJob is given none. See LeaseJob.
+	Lane string
+	// ReusedFrom, when set, names the earlier job whose result stands for
+	// this one: the job was created done with that job's verdict instead
+	// of being run again.
+	ReusedFrom *int64
+	// Tests, when not empty, are the only tests of the package to run
+	// (autopkgtest's --test-name): the package's tests were split between
+	// agents that can run them.
+	Tests []string
+	// Needs is what an agent must offer to take the job.
+	Needs JobNeeds
+	// AvoidAgents are agents that must not take the job, such as those
+	// whose failure a confirmation run is to check.
+	AvoidAgents []int64
+	// AptSources are apt source lines the testbed adds before the tests,
+	// such as the repository of the upload that triggered the job.
+	AptSources  []string
 	SubmittedBy string
 	CreatedAt   time.Time
 	StartedAt   *time.Time
 	FinishedAt  *time.Time
+}
+
+// Job priorities and the default lane.
+const (
+	MinPriority     = 1
+	MaxPriority     = 10
+	DefaultPriority = 5
+	LaneDefault     = "default"
+)
+
+// ValidLane reports whether s can name a lane: 1 to 32 characters from
+// a-z, 0-9 and "-".
+func ValidLane(s string) bool {
+	if s == "" || len(s) > 32 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// JobNeeds is what an agent must offer to take a job: the requirements of
+// the tests it runs, as read from the package's debian/tests/control, and
+// what the request adds. The zero value needs nothing beyond the job's
+// release and arch.
+type JobNeeds struct {
+	Tests    []dep8.Requirements `json:"tests,omitempty"`
+	Labels   []string            `json:"labels,omitempty"`
+	MemoryMB int64               `json:"memory_mb,omitempty"`
+	DiskMB   int64               `json:"disk_mb,omitempty"`
+}
+
+// Request returns the needs the request adds, for dep8.Capable and
+// dep8.Candidates, on the job's arch.
+func (n JobNeeds) Request(arch string) dep8.RequestNeeds {
+	return dep8.RequestNeeds{Arch: arch, Labels: n.Labels, MemoryMB: n.MemoryMB, DiskMB: n.DiskMB}
+}
+
+// Capable reports whether agent c can take a job on arch with these
+// needs, and when it cannot, why (see dep8.Capable).
+func (n JobNeeds) Capable(c dep8.AgentCaps, arch string) (bool, string) {
+	extra := n.Request(arch)
+	if len(n.Tests) == 0 {
+		return dep8.Capable(c, dep8.Requirements{}, extra)
+	}
+	for _, req := range n.Tests {
+		if ok, why := dep8.Capable(c, req, extra); !ok {
+			return false, why
+		}
+	}
+	return true, ""
 }
 
 // JobFilter selects jobs for ListJobs. Zero fields match everything.
@@ -165,6 +241,24 @@ type JobFilter struct {
 	// Limit caps the number of jobs; DefaultListLimit when not positive.
 	Limit int
 }
+
+// ReuseQuery asks ReuseCandidates for the finished jobs whose result could
+// stand for a new request: same package, version, release, arch, trigger
+// set (in any order) and test selection.
+type ReuseQuery struct {
+	Package  string
+	Version  string
+	Release  string
+	Arch     string
+	Triggers []string
+	Tests    []string
+	// Limit caps the number of candidates; 20 when not positive.
+	Limit int
+}
+
+// LaneWindow is how far back LeaseJob counts each lane's leases when it
+// shares the grid between lanes.
+const LaneWindow = time.Hour
 
 // LeaseParams asks LeaseJob for a job.
 type LeaseParams struct {

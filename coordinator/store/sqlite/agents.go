@@ -227,9 +227,9 @@ func (db *DB) PauseAgent(ctx context.Context, id int64, reason string, at time.T
 		paused = ? WHERE id = ?`, reason, since, reason, id)
 }
 
-func nonNil(s []string) []string {
+func nonNil[T any](s []T) []T {
 	if s == nil {
-		return []string{}
+		return []T{}
 	}
 	return s
 }

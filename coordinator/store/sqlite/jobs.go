@@ -70,26 +70,46 @@ func checkBlob(ctx context.Context, q querier, sum string, size int64) error {
 const jobSelect = `SELECT id, package, version, release, arch, triggers,
 	source_sha256, source_size, source_kind, source_entry,
 	state, verdict, attempt, max_attempts, agent_id, nonce, lease_expires,
-	stage, reason, transport, forced, submitted_by, created_at, started_at, finished_at
+	stage, reason, transport, forced, submitted_by, created_at, started_at, finished_at,
+	priority, lane, reused_from, tests, needs, avoid_agents, apt_sources
 	FROM jobs`
 
 func scanJob(s scanner) (store.Job, error) {
 	var j store.Job
-	var triggers string
+	var triggers, tests, needs, avoid, apt string
 	var srcSum, srcKind, srcEntry sql.NullString
-	var srcSize, agent, lease, started, finished sql.NullInt64
+	var srcSize, agent, lease, started, finished, reused sql.NullInt64
 	var created int64
 	if err := s.Scan(&j.ID, &j.Package, &j.Version, &j.Release, &j.Arch, &triggers,
 		&srcSum, &srcSize, &srcKind, &srcEntry,
 		&j.State, &j.Verdict, &j.Attempt, &j.MaxAttempts, &agent, &j.Nonce, &lease,
-		&j.Stage, &j.Reason, &j.Transport, &j.Forced, &j.SubmittedBy, &created, &started, &finished); err != nil {
+		&j.Stage, &j.Reason, &j.Transport, &j.Forced, &j.SubmittedBy, &created, &started, &finished,
+		&j.Priority, &j.Lane, &reused, &tests, &needs, &avoid, &apt); err != nil {
 		return store.Job{}, err
 	}
-	if err := json.Unmarshal([]byte(triggers), &j.Triggers); err != nil {
-		return store.Job{}, fmt.Errorf("job %d triggers: %w", j.ID, err)
+	for _, f := range []struct {
+		name string
+		text string
+		dst  any
+	}{{"triggers", triggers, &j.Triggers}, {"tests", tests, &j.Tests}, {"needs", needs, &j.Needs}, {"avoid_agents", avoid, &j.AvoidAgents}, {"apt_sources", apt, &j.AptSources}} {
+		if err := json.Unmarshal([]byte(f.text), f.dst); err != nil {
+			return store.Job{}, fmt.Errorf("job %d %s: %w", j.ID, f.name, err)
+		}
 	}
 	if len(j.Triggers) == 0 {
 		j.Triggers = nil
+	}
+	if len(j.Tests) == 0 {
+		j.Tests = nil
+	}
+	if len(j.AvoidAgents) == 0 {
+		j.AvoidAgents = nil
+	}
+	if len(j.AptSources) == 0 {
+		j.AptSources = nil
+	}
+	if reused.Valid {
+		j.ReusedFrom = &reused.Int64
 	}
 	if srcSum.Valid {
 		j.Source = &store.Source{SHA256: srcSum.String, Size: srcSize.Int64, Kind: srcKind.String, Entry: srcEntry.String}
@@ -111,26 +131,12 @@ func getJob(ctx context.Context, q querier, id int64) (store.Job, error) {
 
 // CreateJob implements store.Store.
 func (db *DB) CreateJob(ctx context.Context, j store.Job) (store.Job, error) {
-	switch {
-	case j.Package == "" || j.Release == "" || j.Arch == "":
-		return store.Job{}, fmt.Errorf("%w: job needs a package, release and arch", store.ErrInvalid)
-	case j.State != "" && j.State != store.JobQueued:
-		return store.Job{}, fmt.Errorf("%w: a new job cannot be %s", store.ErrInvalid, j.State)
-	case j.MaxAttempts < 0:
-		return store.Job{}, fmt.Errorf("%w: max attempts %d", store.ErrInvalid, j.MaxAttempts)
-	case j.Source != nil && (!store.ValidSHA256(j.Source.SHA256) || j.Source.Kind == "" || j.Source.Entry == ""):
-		return store.Job{}, fmt.Errorf("%w: incomplete source", store.ErrInvalid)
-	}
-	if j.MaxAttempts == 0 {
-		j.MaxAttempts = store.DefaultMaxAttempts
-	}
-	triggers, err := json.Marshal(nonNil(j.Triggers))
-	if err != nil {
+	if err := validNewJob(&j); err != nil {
 		return store.Job{}, err
 	}
-	var srcSum, srcSize, srcKind, srcEntry any
-	if s := j.Source; s != nil {
-		srcSum, srcSize, srcKind, srcEntry = s.SHA256, s.Size, s.Kind, s.Entry
+	cols, err := jobColumns(j)
+	if err != nil {
+		return store.Job{}, err
 	}
 	var out store.Job
 	err = db.write(ctx, func(tx *sql.Tx) error {
@@ -139,13 +145,30 @@ func (db *DB) CreateJob(ctx context.Context, j store.Job) (store.Job, error) {
 				return err
 			}
 		}
+		created := nanos(db.clock(j.CreatedAt))
+		state, verdict, finished := store.JobQueued, dep8.Verdict(""), any(nil)
+		var reused any
+		if j.ReusedFrom != nil {
+			from, err := getJob(ctx, tx, *j.ReusedFrom)
+			if err != nil {
+				return err
+			}
+			if from.State != store.JobDone || !reusable(from.Verdict) {
+				return fmt.Errorf("%w: job %d is %s %s, not a pass, fail or neutral result to reuse", store.ErrInvalid, from.ID, from.State, from.Verdict)
+			}
+			origin := from.ID
+			if from.ReusedFrom != nil {
+				origin = *from.ReusedFrom
+			}
+			state, verdict, finished, reused = store.JobDone, from.Verdict, created, origin
+		}
 		res, err := tx.ExecContext(ctx, `INSERT INTO jobs (package, version, release, arch, triggers,
-			source_sha256, source_size, source_kind, source_entry, state, max_attempts, reason, forced,
-			submitted_by, created_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?)`,
-			j.Package, j.Version, j.Release, j.Arch, string(triggers),
-			srcSum, srcSize, srcKind, srcEntry, j.MaxAttempts, j.Reason, j.Forced,
-			j.SubmittedBy, nanos(db.clock(j.CreatedAt)))
+			source_sha256, source_size, source_kind, source_entry, state, verdict, max_attempts, reason, forced,
+			submitted_by, created_at, finished_at, priority, lane, reused_from, tests, needs, avoid_agents, apt_sources)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			j.Package, j.Version, j.Release, j.Arch, cols.triggers,
+			cols.srcSum, cols.srcSize, cols.srcKind, cols.srcEntry, state, verdict, j.MaxAttempts, j.Reason, j.Forced,
+			j.SubmittedBy, created, finished, j.Priority, j.Lane, reused, cols.tests, cols.needs, cols.avoid, cols.apt)
 		if err != nil {
 			return err
 		}
@@ -157,6 +180,72 @@ func (db *DB) CreateJob(ctx context.Context, j store.Job) (store.Job, error) {
 		return err
 	})
 	return out, err
+}
+
+// reusable reports whether a job's verdict is a result that can stand for
+// a later request: not infrastructure trouble, not a cancellation.
+func reusable(v dep8.Verdict) bool {
+	return v == dep8.VerdictPass || v == dep8.VerdictFail || v == dep8.VerdictNeutral
+}
+
+// validNewJob checks a job for CreateJob and fills its defaults.
+func validNewJob(j *store.Job) error {
+	switch {
+	case j.Package == "" || j.Release == "" || j.Arch == "":
+		return fmt.Errorf("%w: job needs a package, release and arch", store.ErrInvalid)
+	case j.State != "" && j.State != store.JobQueued:
+		return fmt.Errorf("%w: a new job cannot be %s", store.ErrInvalid, j.State)
+	case j.MaxAttempts < 0:
+		return fmt.Errorf("%w: max attempts %d", store.ErrInvalid, j.MaxAttempts)
+	case j.Source != nil && (!store.ValidSHA256(j.Source.SHA256) || j.Source.Kind == "" || j.Source.Entry == ""):
+		return fmt.Errorf("%w: incomplete source", store.ErrInvalid)
+	case j.Priority != 0 && (j.Priority < store.MinPriority || j.Priority > store.MaxPriority):
+		return fmt.Errorf("%w: priority %d is not %d to %d", store.ErrInvalid, j.Priority, store.MinPriority, store.MaxPriority)
+	case j.Lane != "" && !store.ValidLane(j.Lane):
+		return fmt.Errorf("%w: lane %q", store.ErrInvalid, j.Lane)
+	}
+	if len(j.AptSources) > 16 {
+		return fmt.Errorf("%w: %d apt sources (at most 16)", store.ErrInvalid, len(j.AptSources))
+	}
+	for _, t := range j.Tests {
+		if !dep8.ValidTestName(t) {
+			return fmt.Errorf("%w: test name %q", store.ErrInvalid, t)
+		}
+	}
+	if j.MaxAttempts == 0 {
+		j.MaxAttempts = store.DefaultMaxAttempts
+	}
+	if j.Priority == 0 {
+		j.Priority = store.DefaultPriority
+	}
+	if j.Lane == "" {
+		j.Lane = store.LaneDefault
+	}
+	return nil
+}
+
+// jobCols are a new job's columns that need encoding.
+type jobCols struct {
+	triggers, tests, needs, avoid, apt string
+	srcSum, srcSize, srcKind, srcEntry any
+}
+
+func jobColumns(j store.Job) (jobCols, error) {
+	var c jobCols
+	for _, f := range []struct {
+		dst *string
+		v   any
+	}{{&c.triggers, nonNil(j.Triggers)}, {&c.tests, nonNil(j.Tests)}, {&c.needs, j.Needs}, {&c.avoid, nonNil(j.AvoidAgents)}, {&c.apt, nonNil(j.AptSources)}} {
+		b, err := json.Marshal(f.v)
+		if err != nil {
+			return jobCols{}, err
+		}
+		*f.dst = string(b)
+	}
+	if s := j.Source; s != nil {
+		c.srcSum, c.srcSize, c.srcKind, c.srcEntry = s.SHA256, s.Size, s.Kind, s.Entry
+	}
+	return c, nil
 }
 
 // Job implements store.Store.
@@ -225,7 +314,14 @@ func (db *DB) LeaseJob(ctx context.Context, p store.LeaseParams) (*store.Job, er
 			args = append(args, r)
 		}
 		marks := strings.TrimSuffix(strings.Repeat("?,", len(p.Releases)), ",")
-		q := jobSelect + ` WHERE state = 'queued' AND arch = ? AND release IN (` + marks + `)`
+		// Lanes share the grid in proportion to the priority of their
+		// next job, counted over the leases of the last LaneWindow.
+		q := `WITH served (l, n) AS (SELECT lane, COUNT(*) FROM jobs WHERE started_at >= ? GROUP BY lane) ` +
+			strings.Replace(jobSelect, "FROM jobs", "FROM jobs LEFT JOIN served ON served.l = jobs.lane", 1) +
+			` WHERE state = 'queued' AND arch = ? AND release IN (` + marks + `)
+			AND NOT EXISTS (SELECT 1 FROM json_each(jobs.avoid_agents) a WHERE a.value = ?)`
+		args = append([]any{nanos(now.Add(-store.LaneWindow))}, args...)
+		args = append(args, p.AgentID)
 		if p.RetryElsewhere > 0 {
 			q += ` AND NOT (retry_agent_id IS NOT NULL AND retry_agent_id = ? AND requeued_at > ?
 				AND EXISTS (SELECT 1 FROM agents o WHERE o.id != ? AND o.state = 'approved' AND o.paused = ''
@@ -235,7 +331,7 @@ func (db *DB) LeaseJob(ctx context.Context, p store.LeaseParams) (*store.Job, er
 						WHERE r.value = jobs.release)))`
 			args = append(args, p.AgentID, nanos(now.Add(-p.RetryElsewhere)), p.AgentID, nanos(p.OnlineSince))
 		}
-		id, err := firstLeasable(ctx, tx, q+` ORDER BY id`, args, p.Exclude)
+		id, err := firstLeasable(ctx, tx, q+` ORDER BY (COALESCE(served.n, 0) + 1.0) / priority, priority DESC, id`, args, p.Exclude)
 		if err != nil || id == 0 {
 			return err
 		}

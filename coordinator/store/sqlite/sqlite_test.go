@@ -319,3 +319,81 @@ func TestOpenCancelled(t *testing.T) {
 		t.Errorf("Open(cancelled ctx) = nil error, want one")
 	}
 }
+
+// TestSchedulingMigration checks that migration 0005 gives the jobs of an
+// older database the scheduling fields of a job created without them.
+func TestSchedulingMigration(t *testing.T) {
+	const before = 4 // the last migration without scheduling
+	ms, err := embedded()
+	if err != nil {
+		t.Fatalf("embedded() = %v", err)
+	}
+	if len(ms) <= before || ms[before].name != "0005_scheduling.sql" {
+		t.Fatalf("migration %d is not 0005_scheduling.sql", before+1)
+	}
+	created := time.Date(2025, 6, 7, 8, 9, 10, 11, time.UTC)
+	finished := created.Add(time.Hour)
+	tests := []struct {
+		name   string
+		insert string
+		args   []any
+		want   store.Job
+	}{
+		{
+			name:   "queued",
+			insert: `INSERT INTO jobs (package, version, release, arch, triggers, state, created_at) VALUES (?, ?, ?, ?, ?, 'queued', ?)`,
+			args:   []any{"hello", "2.10-3", "unstable", "amd64", `["glibc/2.41-1"]`, nanos(created)},
+			want: store.Job{Package: "hello", Version: "2.10-3", Release: "unstable", Arch: "amd64", Triggers: []string{"glibc/2.41-1"},
+				State: store.JobQueued, MaxAttempts: store.DefaultMaxAttempts, CreatedAt: created,
+				Priority: store.DefaultPriority, Lane: store.LaneDefault},
+		},
+		{
+			name: "done",
+			insert: `INSERT INTO jobs (package, release, arch, state, verdict, attempt, max_attempts, forced, created_at, finished_at)
+				VALUES (?, ?, ?, 'done', 'fail', 1, 2, 1, ?, ?)`,
+			args: []any{"bash", "trixie", "arm64", nanos(created), nanos(finished)},
+			want: store.Job{Package: "bash", Release: "trixie", Arch: "arm64", State: store.JobDone, Verdict: dep8.VerdictFail,
+				Attempt: 1, MaxAttempts: 2, Forced: true, CreatedAt: created, FinishedAt: &finished,
+				Priority: store.DefaultPriority, Lane: store.LaneDefault},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := t.Context()
+			path := filepath.Join(t.TempDir(), "db")
+			old, err := open(ctx, path, func() ([]migration, error) { return ms[:before], nil })
+			if err != nil {
+				t.Fatalf("open(migrations 1 to %d) = %v", before, err)
+			}
+			res, err := old.w.ExecContext(ctx, tt.insert, tt.args...)
+			if err != nil {
+				t.Fatalf("insert job before migration %d: %v", before+1, err)
+			}
+			id, err := res.LastInsertId()
+			if err != nil {
+				t.Fatalf("LastInsertId: %v", err)
+			}
+			if err := old.Close(); err != nil {
+				t.Fatalf("Close = %v", err)
+			}
+
+			db, err := Open(ctx, path)
+			if err != nil {
+				t.Fatalf("Open(schema %d) = %v", before, err)
+			}
+			defer db.Close()
+			if got := versions(t, db); len(got) != len(ms) {
+				t.Errorf("schema_migrations after Open = %v, want 1 to %d", got, len(ms))
+			}
+			got, err := db.Job(ctx, id)
+			if err != nil {
+				t.Fatalf("Job(%d) = %v", id, err)
+			}
+			want := tt.want
+			want.ID = id
+			if d := cmp.Diff(want, got); d != "" {
+				t.Errorf("Job(%d) after migration mismatch (-want +got):\n%s", id, d)
+			}
+		})
+	}
+}

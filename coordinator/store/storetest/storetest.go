@@ -54,6 +54,14 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"ForcedJob", testForcedJob},
 		{"PackageRuns", testPackageRuns}, {"PackageRunsLimit", testPackageRunsLimit},
 		{"Events", testEvents},
+		{"LeasePriority", testLeasePriority},
+		{"LeaseLanes", testLeaseLanes},
+		{"AvoidAgents", testAvoidAgents},
+		{"ReusedJob", testReusedJob},
+		{"ReuseCandidates", testReuseCandidates},
+		{"LatestHarness", testLatestHarness},
+		{"TargetResults", testTargetResults},
+		{"PackageRunsReused", testPackageRunsReused},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {
