@@ -10,13 +10,15 @@ import (
 	"github.com/sparegrid/sparegrid/shared/dep8"
 )
 
-// target is what one verdict is about.
+// target is what one verdict is about; triggers and tests are normalised
+// sets, space separated.
 type target struct {
-	pkg, version, triggers, release, arch string
+	pkg, version, triggers, release, arch, tests string
 }
 
+// platform is what one baseline is about.
 type platform struct {
-	pkg, release, arch string
+	pkg, release, arch, tests string
 }
 
 type targetState struct {
@@ -41,12 +43,13 @@ func Compute(in Input) Output {
 		if _, ok := Outcome(r); !ok {
 			continue
 		}
-		p := platform{r.Package, r.Release, r.Arch}
+		tests := joinTests(r.TestNames)
+		p := platform{r.Package, r.Release, r.Arch, tests}
 		if len(r.Triggers) == 0 {
 			baselineRuns[p] = append(baselineRuns[p], r)
 			continue
 		}
-		t := target{r.Package, r.Version, joinTriggers(r.Triggers), r.Release, r.Arch}
+		t := target{r.Package, r.Version, joinTriggers(r.Triggers), r.Release, r.Arch, tests}
 		st := targets[t]
 		if st == nil {
 			st = &targetState{}
@@ -56,19 +59,20 @@ func Compute(in Input) Output {
 	}
 	withRuns := slices.Collect(maps.Keys(targets))
 
-	attach := func(pkg, version, triggers, release, arch string, add func(*targetState)) {
+	// attach adds a request to the targets with runs it belongs to, or to
+	// a target of its own when there is none.
+	attach := func(t target, add func(*targetState)) {
 		matched := false
-		for _, t := range withRuns {
-			if t.pkg == pkg && t.triggers == triggers && t.release == release && t.arch == arch &&
-				(version == "" || version == t.version) {
-				add(targets[t])
+		for _, w := range withRuns {
+			if w.pkg == t.pkg && w.triggers == t.triggers && w.release == t.release && w.arch == t.arch &&
+				w.tests == t.tests && (t.version == "" || t.version == w.version) {
+				add(targets[w])
 				matched = true
 			}
 		}
 		if matched {
 			return
 		}
-		t := target{pkg, version, triggers, release, arch}
 		st := targets[t]
 		if st == nil {
 			st = &targetState{}
@@ -77,21 +81,23 @@ func Compute(in Input) Output {
 		add(st)
 	}
 	for _, q := range in.Active {
+		tests := joinTests(q.Tests)
 		if len(q.Triggers) == 0 {
-			p := platform{q.Package, q.Release, q.Arch}
+			p := platform{q.Package, q.Release, q.Arch, tests}
 			baselineActive[p] = append(baselineActive[p], q)
 			continue
 		}
-		attach(q.Package, q.Version, joinTriggers(q.Triggers), q.Release, q.Arch,
+		attach(target{q.Package, q.Version, joinTriggers(q.Triggers), q.Release, q.Arch, tests},
 			func(st *targetState) { st.active = append(st.active, q) })
 	}
 	for _, u := range in.Unroutable {
+		tests := joinTests(u.Tests)
 		if len(u.Triggers) == 0 {
-			p := platform{u.Package, u.Release, u.Arch}
+			p := platform{u.Package, u.Release, u.Arch, tests}
 			baselineUnroutable[p] = append(baselineUnroutable[p], u)
 			continue
 		}
-		attach(u.Package, u.Version, joinTriggers(u.Triggers), u.Release, u.Arch,
+		attach(target{u.Package, u.Version, joinTriggers(u.Triggers), u.Release, u.Arch, tests},
 			func(st *targetState) { st.unroutable = append(st.unroutable, u) })
 	}
 
@@ -108,7 +114,7 @@ func Compute(in Input) Output {
 		slices.SortFunc(st.runs, byTime)
 		slices.SortFunc(st.active, func(a, b Request) int { return cmp.Compare(a.JobID, b.JobID) })
 		slices.SortFunc(st.unroutable, func(a, b Unroutable) int { return strings.Compare(a.Reason, b.Reason) })
-		p := platform{t.pkg, t.release, t.arch}
+		p := platform{t.pkg, t.release, t.arch, t.tests}
 		j := judge{
 			t:                  t,
 			st:                 st,
@@ -117,7 +123,7 @@ func Compute(in Input) Output {
 			baselineActive:     baselineActive[p],
 			baselineUnroutable: baselineUnroutable[p],
 		}
-		if b, ok := BaselineOf(baselineRuns[p], t.pkg, t.release, t.arch); ok {
+		if b, ok := BaselineOf(baselineRuns[p], t.pkg, t.release, t.arch, splitSet(t.tests)...); ok {
 			j.baseline = &b
 		}
 		v, retry := j.verdict()
@@ -143,9 +149,10 @@ func (j judge) verdict() (Verdict, *RetryRequest) {
 	v := Verdict{
 		Package:  j.t.pkg,
 		Version:  j.t.version,
-		Triggers: splitTriggers(j.t.triggers),
+		Triggers: splitSet(j.t.triggers),
 		Release:  j.t.release,
 		Arch:     j.t.arch,
+		Tests:    splitSet(j.t.tests),
 		Baseline: j.baseline,
 	}
 	runs := j.st.runs
@@ -320,18 +327,27 @@ func (j judge) fail(v *Verdict, latest Run) *RetryRequest {
 		Version:     j.t.version,
 		Release:     j.t.release,
 		Arch:        j.t.arch,
-		Triggers:    splitTriggers(j.t.triggers),
+		Triggers:    splitSet(j.t.triggers),
+		Tests:       splitSet(j.t.tests),
 		AvoidAgents: avoid,
 		Reason:      fmt.Sprintf("confirm the failure %s in %s on another agent before declaring a regression", j.with(), jobsOn(fails)),
 	}
 }
 
+// with names the target's trigger set and, when not all tests run, its
+// test selection.
 func (j judge) with() string {
-	ts := splitTriggers(j.t.triggers)
-	if len(ts) == 1 {
-		return "with trigger " + ts[0]
+	w := "with triggers " + j.t.triggers
+	if !strings.Contains(j.t.triggers, " ") {
+		w = "with trigger " + j.t.triggers
 	}
-	return "with triggers " + j.t.triggers
+	switch {
+	case j.t.tests == "":
+		return w
+	case !strings.Contains(j.t.tests, " "):
+		return w + " (test " + j.t.tests + " only)"
+	}
+	return w + " (tests " + j.t.tests + " only)"
 }
 
 func (j judge) activeState() string {
@@ -423,7 +439,10 @@ func day(b *Baseline) string { return b.Finished.UTC().Format("2006-01-02") }
 
 func joinTriggers(ts []string) string { return strings.Join(NormalizeTriggers(ts), " ") }
 
-func splitTriggers(s string) []string {
+func joinTests(ts []string) string { return strings.Join(NormalizeTests(ts), " ") }
+
+// splitSet undoes joinTriggers and joinTests.
+func splitSet(s string) []string {
 	if s == "" {
 		return nil
 	}
@@ -437,5 +456,6 @@ func compareTargets(a, b target) int {
 		strings.Compare(a.triggers, b.triggers),
 		strings.Compare(a.release, b.release),
 		strings.Compare(a.arch, b.arch),
+		strings.Compare(a.tests, b.tests),
 	)
 }

@@ -13,11 +13,14 @@ import (
 )
 
 // randomInput builds a history from seed: a few packages, versions,
-// trigger sets, harnesses and agents, every job verdict, ties in time.
+// trigger sets, test selections, harnesses and agents, every job verdict,
+// ties in time.
 func randomInput(seed uint64) Input {
 	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
 	pick := func(xs ...string) string { return xs[rng.IntN(len(xs))] }
 	triggerSets := [][]string{nil, {"a/1"}, {"a/1", "b/2"}, {"b/2", "a/1"}, {"b/2"}}
+	selections := [][]string{nil, nil, {}, {"reboot"}, {"a", "b"}, {"b", "a", "b"}}
+	selection := func() []string { return selections[rng.IntN(len(selections))] }
 	verdicts := []dep8.Verdict{
 		dep8.VerdictPass, dep8.VerdictFail, dep8.VerdictNeutral,
 		dep8.VerdictTmpfail, dep8.VerdictError, dep8.VerdictCancelled,
@@ -26,16 +29,17 @@ func randomInput(seed uint64) Input {
 	var in Input
 	for job := range int64(rng.IntN(30)) {
 		r := Run{
-			JobID:    job + 1,
-			Package:  pick("hello", "zlib"),
-			Version:  pick("1", "2"),
-			Release:  "bookworm",
-			Arch:     pick("amd64", "arm64"),
-			Triggers: triggerSets[rng.IntN(len(triggerSets))],
-			Verdict:  verdicts[rng.IntN(len(verdicts))],
-			Harness:  []dep8.Harness{harnessA, harnessB}[rng.IntN(2)],
-			AgentID:  int64(rng.IntN(3) + 1),
-			Finished: t0.Add(time.Duration(rng.IntN(10)) * time.Hour),
+			JobID:     job + 1,
+			Package:   pick("hello", "zlib"),
+			Version:   pick("1", "2"),
+			Release:   "bookworm",
+			Arch:      pick("amd64", "arm64"),
+			Triggers:  triggerSets[rng.IntN(len(triggerSets))],
+			Verdict:   verdicts[rng.IntN(len(verdicts))],
+			Harness:   []dep8.Harness{harnessA, harnessB}[rng.IntN(2)],
+			AgentID:   int64(rng.IntN(3) + 1),
+			Finished:  t0.Add(time.Duration(rng.IntN(10)) * time.Hour),
+			TestNames: selection(),
 		}
 		for i := range rng.IntN(3) {
 			r.Tests = append(r.Tests, dep8.Test{Name: string(rune('a' + i)), Result: results[rng.IntN(len(results))]})
@@ -46,12 +50,14 @@ func randomInput(seed uint64) Input {
 		in.Active = append(in.Active, Request{
 			Package: pick("hello", "zlib"), Version: pick("", "1", "2"), Release: "bookworm", Arch: pick("amd64", "arm64"),
 			Triggers: triggerSets[rng.IntN(len(triggerSets))], JobID: int64(100 + i), Running: rng.IntN(2) == 0,
+			Tests: selection(),
 		})
 	}
 	for range rng.IntN(3) {
 		in.Unroutable = append(in.Unroutable, Unroutable{
 			Package: pick("hello", "zlib"), Version: pick("", "1", "2"), Release: "bookworm", Arch: pick("amd64", "arm64"),
 			Triggers: triggerSets[rng.IntN(len(triggerSets))], Reason: pick("needs isolation-machine", "needs-reboot"),
+			Tests: selection(),
 		})
 	}
 	switch rng.IntN(3) {
@@ -64,9 +70,22 @@ func randomInput(seed uint64) Input {
 	return in
 }
 
-func sameTarget(v Verdict, pkg, version string, triggers []string, release, arch string) bool {
+func sameTarget(v Verdict, pkg, version string, triggers []string, release, arch string, tests []string) bool {
 	return v.Package == pkg && v.Version == version && v.Release == release && v.Arch == arch &&
-		slices.Equal(v.Triggers, NormalizeTriggers(triggers))
+		slices.Equal(v.Triggers, NormalizeTriggers(triggers)) && slices.Equal(v.Tests, NormalizeTests(tests))
+}
+
+func targetOf(v Verdict) target {
+	return target{v.Package, v.Version, joinTriggers(v.Triggers), v.Release, v.Arch, joinTests(v.Tests)}
+}
+
+// onlySelection keeps the runs and requests of in whose test selection is
+// tests (space separated).
+func onlySelection(in Input, tests string) Input {
+	in.Runs = slices.DeleteFunc(slices.Clone(in.Runs), func(r Run) bool { return joinTests(r.TestNames) != tests })
+	in.Active = slices.DeleteFunc(slices.Clone(in.Active), func(q Request) bool { return joinTests(q.Tests) != tests })
+	in.Unroutable = slices.DeleteFunc(slices.Clone(in.Unroutable), func(u Unroutable) bool { return joinTests(u.Tests) != tests })
+	return in
 }
 
 func checkProperties(t *testing.T, in Input) {
@@ -80,7 +99,7 @@ func checkProperties(t *testing.T, in Input) {
 		hasRun := func(want dep8.Verdict) bool {
 			return slices.ContainsFunc(in.Runs, func(r Run) bool {
 				out, ok := Outcome(r)
-				return ok && out == want && sameTarget(v, r.Package, r.Version, r.Triggers, r.Release, r.Arch)
+				return ok && out == want && sameTarget(v, r.Package, r.Version, r.Triggers, r.Release, r.Arch, r.TestNames)
 			})
 		}
 		if v.Reason == "" {
@@ -89,6 +108,12 @@ func checkProperties(t *testing.T, in Input) {
 		if len(v.Triggers) == 0 {
 			t.Errorf("Compute() verdict %+v has no triggers; baselines get no verdict", v)
 		}
+		if !slices.Equal(v.Tests, NormalizeTests(v.Tests)) {
+			t.Errorf("Compute() verdict tests = %q, want a normalised selection", v.Tests)
+		}
+		if len(v.Tests) > 0 && !strings.Contains(v.Reason, " only)") {
+			t.Errorf("Compute() reason %q does not name the selection %q", v.Reason, v.Tests)
+		}
 		switch v.Status {
 		case Pass:
 			if !hasRun(dep8.VerdictPass) {
@@ -96,7 +121,7 @@ func checkProperties(t *testing.T, in Input) {
 			}
 			unroutable := slices.ContainsFunc(in.Unroutable, func(u Unroutable) bool {
 				return (u.Version == "" || u.Version == v.Version) &&
-					sameTarget(v, u.Package, v.Version, u.Triggers, u.Release, u.Arch)
+					sameTarget(v, u.Package, v.Version, u.Triggers, u.Release, u.Arch, u.Tests)
 			})
 			if unroutable {
 				t.Errorf("Compute() = PASS for %s %s %v %s/%s while a request waits for a capable agent", v.Package, v.Version, v.Triggers, v.Release, v.Arch)
@@ -120,22 +145,45 @@ func checkProperties(t *testing.T, in Input) {
 			t.Errorf("Compute() status %q is not in the vocabulary", v.Status)
 		}
 	}
-	if !slices.IsSortedFunc(out.Verdicts, func(a, b Verdict) int {
-		return compareTargets(
-			target{a.Package, a.Version, joinTriggers(a.Triggers), a.Release, a.Arch},
-			target{b.Package, b.Version, joinTriggers(b.Triggers), b.Release, b.Arch})
-	}) {
+	if !slices.IsSortedFunc(out.Verdicts, func(a, b Verdict) int { return compareTargets(targetOf(a), targetOf(b)) }) {
 		t.Errorf("Compute() verdicts are not sorted")
 	}
 	for _, r := range out.Retries {
 		i := slices.IndexFunc(out.Verdicts, func(v Verdict) bool {
-			return sameTarget(v, r.Package, r.Version, r.Triggers, r.Release, r.Arch)
+			return sameTarget(v, r.Package, r.Version, r.Triggers, r.Release, r.Arch, r.Tests)
 		})
 		if i < 0 || out.Verdicts[i].Status != Running {
 			t.Errorf("Compute() retry %+v has no RUNNING verdict", r)
 		}
 		if len(r.AvoidAgents) == 0 {
 			t.Errorf("Compute() retry %+v avoids no agent", r)
+		}
+	}
+
+	// Each test selection is judged on its own: the runs and requests of
+	// other selections change none of its verdicts and retries.
+	keep := func(o Output, tests string) Output {
+		var k Output
+		for _, v := range o.Verdicts {
+			if joinTests(v.Tests) == tests {
+				k.Verdicts = append(k.Verdicts, v)
+			}
+		}
+		for _, r := range o.Retries {
+			if joinTests(r.Tests) == tests {
+				k.Retries = append(k.Retries, r)
+			}
+		}
+		return k
+	}
+	selections := map[string]bool{}
+	for _, v := range out.Verdicts {
+		selections[joinTests(v.Tests)] = true
+	}
+	for tests := range selections {
+		alone := Compute(onlySelection(in, tests))
+		if diff := cmp.Diff(keep(out, tests), keep(alone, tests)); diff != "" {
+			t.Errorf("Compute() verdicts of selection %q depend on other selections (-all +alone):\n%s", tests, diff)
 		}
 	}
 

@@ -1,10 +1,11 @@
 // Package verdict owns the coordinator's judgement of finished test runs:
-// the baseline of a package on a release and architecture, and for every
-// package, version, trigger set, release and architecture the britney-style
-// verdict that maintainers read (PASS, REGRESSION, ALWAYSFAIL, NEUTRAL,
-// RUNNING, PENDING), with a human reason, the jobs it rests on and the
-// harness revisions involved. It also says which failures must be retried
-// on another agent before a regression is declared.
+// the baseline of a package's tests on a release and architecture, and for
+// every package, version, trigger set, release, architecture and test
+// selection the britney-style verdict that maintainers read (PASS,
+// REGRESSION, ALWAYSFAIL, NEUTRAL, RUNNING, PENDING), with a human reason,
+// the jobs it rests on and the harness revisions involved. It also says
+// which failures must be retried on another agent before a regression is
+// declared.
 //
 // It is a pure computation: plain structs in, plain structs out. It must not
 // touch the store, the HTTP API, the clock or the network, and it must not
@@ -15,20 +16,30 @@
 // Compute reads Input.Runs (finished jobs), Input.Active (requests queued
 // or leased), Input.Unroutable (requests no capable agent can take) and
 // Input.CapableAgents, and returns one Verdict per target (package, version,
-// trigger set, release, arch) that has a run with triggers or a request
-// with triggers. Runs and requests without triggers only feed baselines.
+// trigger set, release, arch, test selection) that has a run with triggers
+// or a request with triggers. Runs and requests without triggers only feed
+// baselines.
 //
+//   - The test selection is the set of tests a job runs (autopkgtest's
+//     --test-name), empty for all of them; order and duplicates do not
+//     matter. When the coordinator splits a package's tests between agents,
+//     each part is judged on its own: it is a target with its own baseline,
+//     results, confirmations and requests, and a pass of one part never
+//     hides a failure of another. A request belongs only to targets with
+//     its selection, a RetryRequest carries the selection of the failure it
+//     confirms, and a Reason names the selection when it is not empty. The
+//     rules below hold for each selection.
 //   - Runs whose job verdict is tmpfail, error or cancelled are ignored:
 //     infrastructure trouble is the admins' business, not a verdict. A run
 //     that passed with every test skipped counts as neutral.
-//   - The baseline of a package on (release, arch) is its latest finished
-//     run without triggers whose result is pass, fail or neutral, whatever
-//     the version and harness. EverPassed records whether any such run
-//     passed.
-//   - Results are keyed by package, version, trigger set, release, arch and
-//     harness revision. Within one key a pass is sticky: a later failure
-//     never overwrites it. The key of a target's latest run is its current
-//     key, so a newer harness revision starts afresh.
+//   - The baseline of a package's test selection on (release, arch) is its
+//     latest finished run without triggers and with that selection whose
+//     result is pass, fail or neutral, whatever the version and harness.
+//     EverPassed records whether any such run passed.
+//   - Results are keyed by package, version, trigger set, release, arch,
+//     test selection and harness revision. Within one key a pass is sticky:
+//     a later failure never overwrites it. The key of a target's latest run
+//     is its current key, so a newer harness revision starts afresh.
 //   - A failure is a REGRESSION when the baseline passed or was neutral
 //     (britney's reference rule, as Debian runs it), an ALWAYSFAIL when the
 //     baseline failed too or there is none. A failure waits as RUNNING while
@@ -93,10 +104,14 @@ type Run struct {
 	// Triggers are "source/version" items; none for a baseline run.
 	Triggers []string
 	Verdict  dep8.Verdict
+	// Tests are the per-test results.
 	Tests    []dep8.Test
 	Harness  dep8.Harness
 	AgentID  int64
 	Finished time.Time
+	// TestNames are the only tests the job ran (its test selection), empty
+	// for all of them.
+	TestNames []string
 }
 
 // Request is a test request that is queued or leased to an agent.
@@ -104,7 +119,7 @@ type Request struct {
 	Package string
 	// Version is the version to test; empty when the testbed decides, in
 	// which case the request belongs to every version with the same
-	// package, trigger set, release and arch.
+	// package, trigger set, release, arch and test selection.
 	Version  string
 	Release  string
 	Arch     string
@@ -112,6 +127,8 @@ type Request struct {
 	// JobID names the job, zero when there is none yet.
 	JobID   int64
 	Running bool
+	// Tests are the only tests to run (the test selection), empty for all.
+	Tests []string
 }
 
 // Unroutable is a request that no capable agent can take.
@@ -123,6 +140,8 @@ type Unroutable struct {
 	Triggers []string
 	// Reason says why, such as "needs isolation-machine on arm64".
 	Reason string
+	// Tests are the only tests to run (the test selection), empty for all.
+	Tests []string
 }
 
 // Input is everything Compute judges.
@@ -139,8 +158,8 @@ type Input struct {
 	ConfirmingAgents int
 }
 
-// Baseline is what a package's tests do without triggers on one release
-// and arch.
+// Baseline is what a package's tests, or one selection of them, do without
+// triggers on one release and arch.
 type Baseline struct {
 	// JobID is the latest run without triggers that has a pass, fail or
 	// neutral result; zero when there is none.
@@ -164,7 +183,10 @@ type Verdict struct {
 	Triggers []string
 	Release  string
 	Arch     string
-	Status   Status
+	// Tests is the normalised test selection the verdict judges, nil for
+	// runs of all tests.
+	Tests  []string
+	Status Status
 	// Reason is the sentence users see.
 	Reason string
 	// Jobs are the jobs the verdict rests on: results with the triggers,
@@ -172,8 +194,8 @@ type Verdict struct {
 	Jobs []int64
 	// HarnessRevs are the harness revisions of the results in Jobs.
 	HarnessRevs []string
-	// Baseline is nil when the package has no baseline on the release and
-	// arch.
+	// Baseline is nil when the package's test selection has no baseline on
+	// the release and arch.
 	Baseline *Baseline
 	// FailedOn lists the agents that saw the failure since the last pass,
 	// for REGRESSION and for RUNNING while a confirmation is awaited.
@@ -187,18 +209,22 @@ type Verdict struct {
 // RetryRequest asks the caller to run a target again on an agent other than
 // AvoidAgents, to confirm a failure before it is declared a REGRESSION.
 type RetryRequest struct {
-	Package     string
-	Version     string
-	Release     string
-	Arch        string
-	Triggers    []string
+	Package  string
+	Version  string
+	Release  string
+	Arch     string
+	Triggers []string
+	// Tests is the test selection of the failure to confirm, nil for all
+	// tests.
+	Tests       []string
 	AvoidAgents []int64
 	Reason      string
 }
 
 // Output is what Compute returns.
 type Output struct {
-	// Verdicts are sorted by package, version, trigger set, release, arch.
+	// Verdicts are sorted by package, version, trigger set, release, arch
+	// and test selection.
 	Verdicts []Verdict
 	// Retries are the confirmation runs to submit, in the same order.
 	Retries []RetryRequest
@@ -218,13 +244,19 @@ func ForPackage(out Output, pkg, version string) []Verdict {
 
 // NormalizeTriggers returns triggers sorted and without duplicates: the
 // trigger set as keys and verdicts carry it.
-func NormalizeTriggers(triggers []string) []string {
-	if len(triggers) == 0 {
+func NormalizeTriggers(triggers []string) []string { return normalize(triggers) }
+
+// NormalizeTests returns a test selection sorted and without duplicates:
+// the selection as keys and verdicts carry it, nil for all tests.
+func NormalizeTests(tests []string) []string { return normalize(tests) }
+
+func normalize(set []string) []string {
+	if len(set) == 0 {
 		return nil
 	}
-	ts := slices.Clone(triggers)
-	slices.Sort(ts)
-	return slices.Compact(ts)
+	s := slices.Clone(set)
+	slices.Sort(s)
+	return slices.Compact(s)
 }
 
 // Key identifies results that may stand for each other: a pass for a key is
@@ -235,6 +267,7 @@ type Key struct {
 	Triggers string // the normalised trigger set, space separated
 	Release  string
 	Arch     string
+	Tests    string // the normalised test selection, space separated
 	Harness  string // dep8.Harness.Rev
 }
 
@@ -246,6 +279,7 @@ func KeyOf(r Run) Key {
 		Triggers: strings.Join(NormalizeTriggers(r.Triggers), " "),
 		Release:  r.Release,
 		Arch:     r.Arch,
+		Tests:    joinTests(r.TestNames),
 		Harness:  r.Harness.Rev(),
 	}
 }
@@ -278,14 +312,17 @@ func allSkipped(tests []dep8.Test) bool {
 	return true
 }
 
-// BaselineOf returns the baseline of pkg on release and arch, and false
-// when it has no run without triggers that counts.
-func BaselineOf(runs []Run, pkg, release, arch string) (Baseline, bool) {
+// BaselineOf returns the baseline of pkg's test selection tests (all tests
+// when there are none) on release and arch, and false when it has no run
+// without triggers of that selection that counts.
+func BaselineOf(runs []Run, pkg, release, arch string, tests ...string) (Baseline, bool) {
 	var b Baseline
 	var found bool
 	var latest Run
+	selection := joinTests(tests)
 	for _, r := range runs {
-		if r.Package != pkg || r.Release != release || r.Arch != arch || len(r.Triggers) != 0 {
+		if r.Package != pkg || r.Release != release || r.Arch != arch || len(r.Triggers) != 0 ||
+			joinTests(r.TestNames) != selection {
 			continue
 		}
 		out, ok := Outcome(r)

@@ -1,6 +1,7 @@
 package verdict
 
 import (
+	"slices"
 	"testing"
 	"time"
 
@@ -49,6 +50,11 @@ func resultFor(v dep8.Verdict) dep8.Result {
 
 func withHarness(r Run, h dep8.Harness) Run { r.Harness = h; return r }
 
+// only makes r a run of the test selection tests.
+func only(r Run, tests ...string) Run { r.TestNames = tests; return r }
+
+const reboot = "reboot-test"
+
 func allSkippedRun(r Run) Run {
 	r.Tests = []dep8.Test{{Name: "smoke", Result: dep8.Skip}, {Name: "unit", Result: dep8.Skip}}
 	return r
@@ -68,6 +74,7 @@ func agents(ids ...int64) func(string, string, string) []int64 {
 
 // got is the part of a Verdict the table checks.
 type got struct {
+	Tests       []string
 	Status      Status
 	Reason      string
 	Jobs        []int64
@@ -79,7 +86,7 @@ type got struct {
 func project(vs []Verdict) []got {
 	var gs []got
 	for _, v := range vs {
-		gs = append(gs, got{v.Status, v.Reason, v.Jobs, v.FailedOn, v.Flaky, v.Unconfirmed})
+		gs = append(gs, got{v.Tests, v.Status, v.Reason, v.Jobs, v.FailedOn, v.Flaky, v.Unconfirmed})
 	}
 	return gs
 }
@@ -464,6 +471,198 @@ func TestCompute(t *testing.T) {
 			}},
 		},
 		{
+			name: "a pass of one selection does not hide a regression of another",
+			in: Input{Runs: []Run{
+				run(1, 1, pass, 0),
+				only(run(2, 3, pass, 0), reboot),
+				only(run(3, 3, fail, 1, trig), reboot),
+				only(run(4, 4, fail, 2, trig), reboot),
+				run(5, 1, pass, 3, trig),
+			}},
+			want: []got{
+				{Status: Pass, Reason: "passed with trigger glibc/2.36-9 in job 5 (agent 1)", Jobs: []int64{5}},
+				{
+					Tests:    []string{reboot},
+					Status:   Regression,
+					Reason:   "failed with trigger glibc/2.36-9 (test reboot-test only) in job 3 (agent 3) and job 4 (agent 4); passed on baseline job 2 (2026-11-20)",
+					Jobs:     []int64{3, 4, 2},
+					FailedOn: []int64{3, 4},
+				},
+			},
+		},
+		{
+			name: "each selection has its own baseline",
+			in: Input{Runs: []Run{
+				run(1, 1, pass, 0),
+				only(run(2, 3, fail, 1), reboot),
+				run(3, 1, fail, 2, trig),
+				run(4, 2, fail, 3, trig),
+				only(run(5, 3, fail, 4, trig), reboot),
+			}},
+			want: []got{
+				{
+					Status:   Regression,
+					Reason:   "failed with trigger glibc/2.36-9 in job 3 (agent 1) and job 4 (agent 2); passed on baseline job 1 (2026-11-20)",
+					Jobs:     []int64{3, 4, 1},
+					FailedOn: []int64{1, 2},
+				},
+				{
+					Tests:  []string{reboot},
+					Status: AlwaysFail,
+					Reason: "failed with trigger glibc/2.36-9 (test reboot-test only) in job 5 (agent 3); baseline job 2 (2026-11-20) failed too; it never passed without triggers on bookworm/amd64",
+					Jobs:   []int64{5, 2},
+				},
+			},
+		},
+		{
+			name: "the baseline of all tests is not the baseline of a selection",
+			in: Input{Runs: []Run{
+				run(1, 1, pass, 0),
+				only(run(2, 3, fail, 1, trig), reboot),
+			}},
+			want: []got{{
+				Tests:  []string{reboot},
+				Status: AlwaysFail,
+				Reason: "failed with trigger glibc/2.36-9 (test reboot-test only) in job 2 (agent 3); no run without triggers on bookworm/amd64 to compare with",
+				Jobs:   []int64{2},
+			}},
+		},
+		{
+			name: "a selection's failure waits for the baseline run of that selection",
+			in: Input{
+				Runs:   []Run{only(run(2, 3, fail, 1, trig), reboot)},
+				Active: []Request{active(7, false), {Package: "hello", Release: "bookworm", Arch: "amd64", JobID: 8, Tests: []string{reboot}}},
+			},
+			want: []got{{
+				Tests:  []string{reboot},
+				Status: Running,
+				Reason: "failed with trigger glibc/2.36-9 (test reboot-test only) in job 2 (agent 3); waiting for a run without triggers on bookworm/amd64 to tell a regression from a test that always fails",
+				Jobs:   []int64{2, 8},
+			}},
+		},
+		{
+			name: "a retry keeps its selection",
+			in: Input{
+				Runs: []Run{
+					run(1, 1, pass, 0),
+					only(run(2, 3, pass, 0), reboot),
+					only(run(3, 3, fail, 1, trig), reboot),
+				},
+				Active: []Request{active(9, false, trig)},
+			},
+			want: []got{
+				{Status: Running, Reason: "with trigger glibc/2.36-9: queued as job 9", Jobs: []int64{9}},
+				{
+					Tests:    []string{reboot},
+					Status:   Running,
+					Reason:   "failed with trigger glibc/2.36-9 (test reboot-test only) in job 3 (agent 3); passed on baseline job 2 (2026-11-20); it needs a confirmation run on another agent",
+					Jobs:     []int64{3, 2},
+					FailedOn: []int64{3},
+				},
+			},
+			wantRetries: []RetryRequest{{
+				Package: "hello", Version: "2.10-3", Release: "bookworm", Arch: "amd64",
+				Triggers: []string{trig}, Tests: []string{reboot}, AvoidAgents: []int64{3},
+			}},
+		},
+		{
+			name: "a confirmation run of the same selection is not requested again",
+			in: Input{
+				Runs: []Run{
+					only(run(2, 3, pass, 0), reboot),
+					only(run(3, 3, fail, 1, trig), reboot),
+				},
+				Active: []Request{{Package: "hello", Release: "bookworm", Arch: "amd64", Triggers: []string{trig}, JobID: 9, Tests: []string{reboot, reboot}}},
+			},
+			want: []got{{
+				Tests:    []string{reboot},
+				Status:   Running,
+				Reason:   "failed with trigger glibc/2.36-9 (test reboot-test only) in job 3 (agent 3); passed on baseline job 2 (2026-11-20); a confirmation run is queued as job 9",
+				Jobs:     []int64{3, 2, 9},
+				FailedOn: []int64{3},
+			}},
+		},
+		{
+			name: "a selection's failure with no other capable agent is an unconfirmed regression",
+			in: Input{
+				Runs: []Run{
+					only(run(2, 3, pass, 0), reboot),
+					only(run(4, 3, fail, 1, trig), reboot),
+				},
+				CapableAgents: agents(3),
+			},
+			want: []got{{
+				Tests:       []string{reboot},
+				Status:      Regression,
+				Reason:      "failed with trigger glibc/2.36-9 (test reboot-test only) in job 4 (agent 3); passed on baseline job 2 (2026-11-20); not confirmed on another agent: no other capable agent",
+				Jobs:        []int64{4, 2},
+				FailedOn:    []int64{3},
+				Unconfirmed: true,
+			}},
+		},
+		{
+			name: "an unroutable selection makes only its line pending",
+			in: Input{
+				Runs: []Run{
+					run(1, 1, pass, 0),
+					run(2, 1, pass, 1, trig),
+					only(run(3, 3, pass, 1, trig), "smoke", "unit"),
+				},
+				Unroutable: []Unroutable{
+					{Package: "hello", Release: "bookworm", Arch: "amd64", Triggers: []string{trig}, Tests: []string{reboot}, Reason: "test reboot-test needs needs-reboot"},
+				},
+			},
+			want: []got{
+				{
+					Tests:  []string{reboot},
+					Status: Pending,
+					Reason: "with trigger glibc/2.36-9 (test reboot-test only) waits for a capable agent: test reboot-test needs needs-reboot",
+				},
+				{Status: Pass, Reason: "passed with trigger glibc/2.36-9 in job 2 (agent 1)", Jobs: []int64{2}},
+				{
+					Tests:  []string{"smoke", "unit"},
+					Status: Pass,
+					Reason: "passed with trigger glibc/2.36-9 (tests smoke unit only) in job 3 (agent 3)",
+					Jobs:   []int64{3},
+				},
+			},
+		},
+		{
+			name: "an unroutable selection beats that selection's pass",
+			in: Input{
+				Runs: []Run{
+					run(2, 1, pass, 1, trig),
+					only(run(3, 3, pass, 1, trig), reboot),
+				},
+				Unroutable: []Unroutable{
+					{Package: "hello", Release: "bookworm", Arch: "amd64", Triggers: []string{trig}, Tests: []string{reboot}, Reason: "agent 3 is gone"},
+				},
+			},
+			want: []got{
+				{Status: Pass, Reason: "passed with trigger glibc/2.36-9 in job 2 (agent 1)", Jobs: []int64{2}},
+				{
+					Tests:  []string{reboot},
+					Status: Pending,
+					Reason: "passed with trigger glibc/2.36-9 (test reboot-test only) in job 3 (agent 3); but tests wait for a capable agent: agent 3 is gone",
+					Jobs:   []int64{3},
+				},
+			},
+		},
+		{
+			name: "selection order and duplicates do not matter",
+			in: Input{Runs: []Run{
+				only(run(1, 1, pass, 0, trig), "unit", "smoke"),
+				only(run(2, 2, fail, 1, trig), "smoke", "unit", "smoke"),
+			}},
+			want: []got{{
+				Tests:  []string{"smoke", "unit"},
+				Status: Pass,
+				Reason: "passed with trigger glibc/2.36-9 (tests smoke unit only) in job 1 (agent 1); the later failure in job 2 (agent 2) with the same harness does not overwrite the pass, so the test may be flaky",
+				Jobs:   []int64{1, 2},
+				Flaky:  true,
+			}},
+		},
+		{
 			name: "trigger order does not matter",
 			in: Input{Runs: []Run{
 				run(1, 1, pass, 0, "zlib/1:1.3-1", trig),
@@ -520,6 +719,11 @@ func TestComputeHarnessRevs(t *testing.T) {
 func TestComputeRetryReason(t *testing.T) {
 	out := Compute(Input{Runs: []Run{run(1, 1, dep8.VerdictPass, 0), run(2, 4, dep8.VerdictFail, 1, trig)}})
 	want := "confirm the failure with trigger glibc/2.36-9 in job 2 (agent 4) on another agent before declaring a regression"
+	if len(out.Retries) != 1 || out.Retries[0].Reason != want {
+		t.Errorf("Compute().Retries = %+v, want one with reason %q", out.Retries, want)
+	}
+	out = Compute(Input{Runs: []Run{only(run(1, 1, dep8.VerdictPass, 0), reboot), only(run(2, 4, dep8.VerdictFail, 1, trig), reboot)}})
+	want = "confirm the failure with trigger glibc/2.36-9 (test reboot-test only) in job 2 (agent 4) on another agent before declaring a regression"
 	if len(out.Retries) != 1 || out.Retries[0].Reason != want {
 		t.Errorf("Compute().Retries = %+v, want one with reason %q", out.Retries, want)
 	}
@@ -585,46 +789,60 @@ func TestBaselineOf(t *testing.T) {
 	tests := []struct {
 		name   string
 		runs   []Run
+		tests  []string
 		want   Baseline
 		wantOK bool
 	}{
-		{"none", nil, Baseline{}, false},
-		{"only triggered runs", []Run{run(1, 1, dep8.VerdictPass, 0, trig)}, Baseline{}, false},
-		{"only infrastructure outcomes", []Run{run(1, 1, dep8.VerdictTmpfail, 0), run(2, 1, dep8.VerdictError, 1), run(3, 1, dep8.VerdictCancelled, 2)}, Baseline{}, false},
-		{"other arch ignored", []Run{other}, Baseline{}, false},
+		{"none", nil, nil, Baseline{}, false},
+		{"only triggered runs", []Run{run(1, 1, dep8.VerdictPass, 0, trig)}, nil, Baseline{}, false},
+		{"only infrastructure outcomes", []Run{run(1, 1, dep8.VerdictTmpfail, 0), run(2, 1, dep8.VerdictError, 1), run(3, 1, dep8.VerdictCancelled, 2)}, nil, Baseline{}, false},
+		{"other arch ignored", []Run{other}, nil, Baseline{}, false},
+		{"other selection ignored", []Run{only(run(1, 1, dep8.VerdictPass, 0), reboot)}, nil, Baseline{}, false},
+		{"all tests are not a selection", []Run{run(1, 1, dep8.VerdictPass, 0)}, []string{reboot}, Baseline{}, false},
+		{
+			"the selection's runs only",
+			[]Run{run(1, 1, dep8.VerdictPass, 0), only(run(2, 3, dep8.VerdictFail, 1), "unit", "smoke"), run(3, 1, dep8.VerdictPass, 2)},
+			[]string{"smoke", "unit", "smoke"},
+			Baseline{JobID: 2, Result: dep8.VerdictFail, Version: "2.10-3", Finished: t0.Add(time.Hour), HarnessRev: harnessA.Rev()},
+			true,
+		},
 		{
 			"latest wins over an earlier pass",
 			[]Run{run(1, 1, dep8.VerdictPass, 0), run(2, 1, dep8.VerdictFail, 1), run(3, 1, dep8.VerdictTmpfail, 2)},
+			nil,
 			Baseline{JobID: 2, Result: dep8.VerdictFail, Version: "2.10-3", Finished: t0.Add(time.Hour), HarnessRev: harnessA.Rev(), EverPassed: true, LastPassJob: 1, LastPassFinished: t0},
 			true,
 		},
 		{
 			"never passed",
 			[]Run{run(2, 1, dep8.VerdictFail, 1), run(1, 1, dep8.VerdictNeutral, 0)},
+			nil,
 			Baseline{JobID: 2, Result: dep8.VerdictFail, Version: "2.10-3", Finished: t0.Add(time.Hour), HarnessRev: harnessA.Rev()},
 			true,
 		},
 		{
 			"all skipped is neutral",
 			[]Run{allSkippedRun(run(1, 1, dep8.VerdictPass, 0))},
+			nil,
 			Baseline{JobID: 1, Result: dep8.VerdictNeutral, Version: "2.10-3", Finished: t0, HarnessRev: harnessA.Rev()},
 			true,
 		},
 		{
 			"same time, higher job wins",
 			[]Run{run(5, 1, dep8.VerdictPass, 0), run(4, 1, dep8.VerdictFail, 0)},
+			nil,
 			Baseline{JobID: 5, Result: dep8.VerdictPass, Version: "2.10-3", Finished: t0, HarnessRev: harnessA.Rev(), EverPassed: true, LastPassJob: 5, LastPassFinished: t0},
 			true,
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, ok := BaselineOf(tt.runs, "hello", "bookworm", "amd64")
+			got, ok := BaselineOf(tt.runs, "hello", "bookworm", "amd64", tt.tests...)
 			if ok != tt.wantOK {
-				t.Errorf("BaselineOf() ok = %v, want %v", ok, tt.wantOK)
+				t.Errorf("BaselineOf(%q) ok = %v, want %v", tt.tests, ok, tt.wantOK)
 			}
 			if diff := cmp.Diff(tt.want, got); diff != "" {
-				t.Errorf("BaselineOf() mismatch (-want +got):\n%s", diff)
+				t.Errorf("BaselineOf(%q) mismatch (-want +got):\n%s", tt.tests, diff)
 			}
 		})
 	}
@@ -639,5 +857,52 @@ func TestKeyOf(t *testing.T) {
 	c := withHarness(a, harnessB)
 	if KeyOf(a) == KeyOf(c) {
 		t.Errorf("KeyOf() equal across harness revisions: %+v", KeyOf(c))
+	}
+	d, e := only(a, "unit", "smoke"), only(b, "smoke", "unit", "unit")
+	if KeyOf(d) != KeyOf(e) {
+		t.Errorf("KeyOf(%v) = %+v, want %+v", e.TestNames, KeyOf(e), KeyOf(d))
+	}
+	if KeyOf(a) == KeyOf(d) {
+		t.Errorf("KeyOf() equal across test selections: %+v", KeyOf(d))
+	}
+}
+
+func TestNormalizeTests(t *testing.T) {
+	tests := []struct {
+		name string
+		in   []string
+		want []string
+	}{
+		{"nil is all tests", nil, nil},
+		{"empty is all tests", []string{}, nil},
+		{"sorted and deduplicated", []string{"unit", reboot, "unit"}, []string{reboot, "unit"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := NormalizeTests(tt.in); !slices.Equal(got, tt.want) || (got == nil) != (tt.want == nil) {
+				t.Errorf("NormalizeTests(%q) = %#v, want %#v", tt.in, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestComputeOrdersSelectionsAfterArch(t *testing.T) {
+	mk := func(job int64, arch string, tests ...string) Run {
+		r := only(run(job, 1, dep8.VerdictPass, int(job), trig), tests...)
+		r.Arch = arch
+		return r
+	}
+	in := Input{Runs: []Run{mk(1, "arm64"), mk(2, "amd64", "unit"), mk(3, "amd64", reboot), mk(4, "amd64")}}
+	type id struct {
+		Arch  string
+		Tests []string
+	}
+	var got []id
+	for _, v := range Compute(in).Verdicts {
+		got = append(got, id{v.Arch, v.Tests})
+	}
+	want := []id{{"amd64", nil}, {"amd64", []string{reboot}}, {"amd64", []string{"unit"}}, {"arm64", nil}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("Compute() order mismatch (-want +got):\n%s", diff)
 	}
 }
