@@ -23,6 +23,7 @@ import (
 	"github.com/sparegrid/sparegrid/coordinator/apiv1"
 	"github.com/sparegrid/sparegrid/coordinator/auth"
 	"github.com/sparegrid/sparegrid/coordinator/blobs"
+	"github.com/sparegrid/sparegrid/coordinator/intake"
 	"github.com/sparegrid/sparegrid/coordinator/queue"
 	"github.com/sparegrid/sparegrid/coordinator/rules"
 	"github.com/sparegrid/sparegrid/coordinator/store"
@@ -47,6 +48,9 @@ type Config struct {
 	// no rules (events are stored, nothing matches), whose targets are
 	// AgentTargets(Store).
 	Events *rules.Engine
+	// Intake turns submissions and events into jobs; nil means one over
+	// Store and its agents, with no harness pin.
+	Intake *intake.Intake
 	Now    func() time.Time
 	Log    *slog.Logger
 }
@@ -70,6 +74,9 @@ func New(cfg Config) *API {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.Intake == nil {
+		cfg.Intake = intake.New(intake.Config{Store: cfg.Store, Agents: intake.StoreAgents(cfg.Store), Now: cfg.Now})
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()

@@ -1,12 +1,14 @@
 package api
 
 import (
+	"archive/tar"
 	"bytes"
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -16,6 +18,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/sparegrid/sparegrid/coordinator/apiv1"
 	"github.com/sparegrid/sparegrid/coordinator/blobs"
@@ -38,7 +42,7 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(New(Config{Store: db, Blobs: bs, MaxSource: 1024, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}))
+	srv := httptest.NewServer(New(Config{Store: db, Blobs: bs, MaxSource: 16 << 10, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}))
 	t.Cleanup(srv.Close)
 	return &fixture{t: t, srv: srv, db: db, admin: tok}
 }
@@ -204,7 +208,10 @@ func TestSubmitValidation(t *testing.T) {
 		{"bad release", maint, map[string]any{"package": "hello", "release": "../x"}, 400},
 		{"bad trigger", maint, map[string]any{"package": "hello", "release": "bookworm", "triggers": []string{"glibc"}}, 400},
 		{"bad version", maint, map[string]any{"package": "hello", "release": "bookworm", "version": "x;rm"}, 400},
-		{"unknown field", maint, map[string]any{"package": "hello", "release": "bookworm", "priority": 9}, 400},
+		{"unknown field", maint, map[string]any{"package": "hello", "release": "bookworm", "colour": "blue"}, 400},
+		{"priority too high", maint, map[string]any{"package": "hello", "release": "bookworm", "priority": 11}, 400},
+		{"bad label", maint, map[string]any{"package": "hello", "release": "bookworm", "labels": []string{"GPU!"}}, 400},
+		{"negative memory", maint, map[string]any{"package": "hello", "release": "bookworm", "memory_mb": -1}, 400},
 		{"source never uploaded", maint, map[string]any{"package": "hello", "release": "bookworm", "source": map[string]any{"sha256": strings.Repeat("a", 64), "kind": "tree", "entry": "hello/"}}, 400},
 		{"good", maint, map[string]any{"package": "hello", "release": "bookworm", "triggers": []string{"glibc/2.36-9"}}, 201},
 	}
@@ -225,7 +232,7 @@ func TestSubmitValidation(t *testing.T) {
 func TestSourceUpload(t *testing.T) {
 	f := newFixture(t)
 	maint := f.account("maint", "maintainer")
-	data := []byte("pretend this is a tar archive")
+	data := sourceTar(t, "fixture/", "Tests: passes\nDepends: dash\n")
 	sum := sha256.Sum256(data)
 	sha := hex.EncodeToString(sum[:])
 	tests := []struct {
@@ -236,7 +243,7 @@ func TestSourceUpload(t *testing.T) {
 	}{
 		{"no digest", "", data, 400},
 		{"wrong digest", "?sha256=" + strings.Repeat("0", 64), data, 400},
-		{"too large", "?sha256=" + sha, bytes.Repeat([]byte("x"), 2048), 413},
+		{"too large", "?sha256=" + sha, bytes.Repeat([]byte("x"), 32<<10), 413},
 		{"good", "?sha256=" + sha, data, 201},
 	}
 	for _, tt := range tests {
@@ -257,6 +264,49 @@ func TestSourceUpload(t *testing.T) {
 	if code != 201 || j.Source == nil || j.Source.Size != int64(len(data)) {
 		t.Errorf("submit with source = %d %s", code, body)
 	}
+
+	// A tests control file autopkgtest would refuse is refused with the
+	// line it stumbles on, and nothing is queued.
+	bad := sourceTar(t, "broken/", "Tests: a\nthis line is not a field\n")
+	badSum := sha256.Sum256(bad)
+	badSHA := hex.EncodeToString(badSum[:])
+	if code, _, body := f.do("POST", "/api/v1/sources?sha256="+badSHA, maint, bytes.NewReader(bad), nil); code != 201 {
+		t.Fatalf("POST /sources = %d %s", code, body)
+	}
+	code, _, body = f.do("POST", "/api/v1/jobs", maint, jsonBody(map[string]any{"package": "broken", "release": "bookworm",
+		"source": map[string]any{"sha256": badSHA, "kind": "tree", "entry": "broken/"}}), nil)
+	if code != 400 || !strings.Contains(string(body), "debian/tests/control") {
+		t.Errorf("submit with a bad tests control = %d %s, want 400 naming debian/tests/control", code, body)
+	}
+	jobs, err := f.db.ListJobs(t.Context(), store.JobFilter{Package: "broken"})
+	if err != nil || len(jobs) != 0 {
+		t.Errorf("jobs of the refused package = %v, %v; want none", jobs, err)
+	}
+}
+
+// sourceTar returns an uncompressed tar of a source tree under dir with a
+// debian/control and the given debian/tests/control, as sparegrid submit
+// packs one.
+func sourceTar(t *testing.T, dir, testsControl string) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	name := strings.TrimSuffix(dir, "/")
+	for _, f := range []struct{ path, body string }{
+		{dir + "debian/control", "Source: " + name + "\n\nPackage: " + name + "\nArchitecture: all\n"},
+		{dir + "debian/tests/control", testsControl},
+	} {
+		if err := tw.WriteHeader(&tar.Header{Name: f.path, Mode: 0o644, Size: int64(len(f.body)), Typeflag: tar.TypeReg}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tw.Write([]byte(f.body)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
 }
 
 func TestIndexEscapesAndCSP(t *testing.T) {
@@ -369,5 +419,81 @@ func TestCancelJob(t *testing.T) {
 	}
 	if code, _, _ := f.do("POST", "/api/v1/jobs/999/cancel", f.admin, nil, nil); code != 404 {
 		t.Errorf("cancel of an unknown job = %d, want 404", code)
+	}
+}
+
+func TestSubmitSplitsTests(t *testing.T) {
+	f := newFixture(t)
+	maint := f.account("maint", "maintainer")
+	owner, err := f.db.AccountByName(t.Context(), "maint")
+	if err != nil {
+		t.Fatal(err)
+	}
+	agent := func(name, caps string) int64 {
+		ag, err := f.db.CreateAgent(t.Context(), store.Agent{Name: name, OwnerID: owner.ID, PublicKey: []byte(name),
+			ClaimCode: "code-" + name, State: store.AgentApproved, AutoApproved: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := f.db.SeenAgent(t.Context(), ag.ID, time.Now(), []byte(caps)); err != nil {
+			t.Fatal(err)
+		}
+		return ag.ID
+	}
+	agent("box", `{"arch":"amd64","releases":["bookworm"],"backend":"overlay"}`)
+	upload := func(dir, control string) string {
+		data := sourceTar(t, dir, control)
+		sum := sha256.Sum256(data)
+		sha := hex.EncodeToString(sum[:])
+		if code, _, body := f.do("POST", "/api/v1/sources?sha256="+sha, maint, bytes.NewReader(data), nil); code != 201 {
+			t.Fatalf("POST /sources = %d %s", code, body)
+		}
+		return sha
+	}
+	submit := func(pkg, sha string) apiv1.Job {
+		var j apiv1.Job
+		code, _, body := f.do("POST", "/api/v1/jobs", maint, jsonBody(map[string]any{"package": pkg, "release": "bookworm",
+			"source": map[string]any{"sha256": sha, "kind": "tree", "entry": pkg + "/"}}), &j)
+		if code != 201 {
+			t.Fatalf("submit %s = %d %s", pkg, code, body)
+		}
+		return j
+	}
+	control := "Tests: smoke\nDepends: dash\n\nTests: reboot\nRestrictions: needs-reboot, isolation-machine\nDepends: dash\n"
+	sha := upload("kernelish/", control)
+
+	// Only a container agent: the reboot test waits as a job of its own,
+	// and says why.
+	first := submit("kernelish", sha)
+	if diff := cmp.Diff([]string{"smoke"}, first.OnlyTests); diff != "" || len(first.SplitJobs) != 1 || first.Pending != "" {
+		t.Fatalf("first submission = only %v, split %v, pending %q; want smoke only, one split job, not pending (%s)", first.OnlyTests, first.SplitJobs, first.Pending, diff)
+	}
+	var split apiv1.Job
+	if code, _, body := f.do("GET", fmt.Sprintf("/api/v1/jobs/%d", first.SplitJobs[0]), "", nil, &split); code != 200 {
+		t.Fatalf("GET split job = %d %s", code, body)
+	}
+	if !cmp.Equal(split.OnlyTests, []string{"reboot"}) || !strings.Contains(split.Pending, "isolation-machine") || !strings.Contains(split.Reason, "split off") {
+		t.Errorf("split job = only %v, pending %q, reason %q; want reboot only, pending on isolation-machine, a split-off reason", split.OnlyTests, split.Pending, split.Reason)
+	}
+
+	// With a machine agent that can reboot, the reboot test goes to it
+	// and nothing is pending.
+	agent("vm", `{"arch":"amd64","releases":["bookworm"],"backend":"qemu","isolation":"machine","root":true,"revert_full_system":true,"reboot":true}`)
+	second := submit("kernelish", sha)
+	if len(second.SplitJobs) != 1 {
+		t.Fatalf("second submission split into %v, want one more job", second.SplitJobs)
+	}
+	var routed apiv1.Job
+	if code, _, body := f.do("GET", fmt.Sprintf("/api/v1/jobs/%d", second.SplitJobs[0]), "", nil, &routed); code != 200 {
+		t.Fatalf("GET split job = %d %s", code, body)
+	}
+	if routed.Pending != "" || !strings.Contains(routed.Reason, "only agent 2 can") {
+		t.Errorf("split job with a capable agent = pending %q, reason %q; want not pending, only agent 2", routed.Pending, routed.Reason)
+	}
+
+	// Tests every agent can run stay one job.
+	plain := submit("plain", upload("plain/", "Tests: a b\nDepends: dash\n"))
+	if len(plain.OnlyTests) != 0 || len(plain.SplitJobs) != 0 {
+		t.Errorf("plain submission = only %v, split %v; want one job for every test", plain.OnlyTests, plain.SplitJobs)
 	}
 }

@@ -2,7 +2,6 @@ package api
 
 import (
 	"errors"
-	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -95,30 +94,5 @@ func (a *API) removeBlockRule(w http.ResponseWriter, r *http.Request) error {
 	}
 	a.cfg.Log.Info("blocklist rule removed", "rule", id, "by", caller(r).Name)
 	w.WriteHeader(http.StatusNoContent)
-	return nil
-}
-
-// checkBlocklist refuses a job that a whole-job blocklist rule covers,
-// unless it is forced; a forced job's reason names the rule it overrides.
-// Rules scoped to an agent or a label wait until an agent is picked.
-func (a *API) checkBlocklist(r *http.Request, j *store.Job, force bool) error {
-	rules, err := a.cfg.Store.BlockRules(r.Context(), j.CreatedAt, false)
-	if err != nil {
-		return err
-	}
-	d := blocklist.Decide(rules, blocklist.Target{Package: j.Package, Version: j.Version, Release: j.Release, Arch: j.Arch}, j.CreatedAt)
-	if d.Blocked == nil {
-		return nil
-	}
-	what := j.Package
-	if j.Version != "" {
-		what += " " + j.Version
-	}
-	if !force {
-		return errf(http.StatusConflict, "conflict", "%s on %s/%s is blocked by %s; submit with force (sparegrid submit --force) to run it anyway",
-			what, j.Release, j.Arch, blocklist.Explain(*d.Blocked))
-	}
-	j.Reason = fmt.Sprintf("submitted despite blocklist rule %d", d.Blocked.ID)
-	a.cfg.Log.Info("job forced past the blocklist", "package", j.Package, "rule", d.Blocked.ID, "by", caller(r).Name)
 	return nil
 }

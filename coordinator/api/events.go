@@ -13,6 +13,7 @@ import (
 
 	"github.com/sparegrid/sparegrid/coordinator/apiv1"
 	"github.com/sparegrid/sparegrid/coordinator/blocklist"
+	"github.com/sparegrid/sparegrid/coordinator/intake"
 	"github.com/sparegrid/sparegrid/coordinator/rules"
 	"github.com/sparegrid/sparegrid/coordinator/store"
 )
@@ -107,7 +108,10 @@ func eventView(e store.Event) apiv1.Event {
 		rq := apiv1.EventRequest{
 			Package: q.Package, Version: q.Version, Release: q.Release, Arch: q.Arch, Triggers: q.Triggers,
 			Priority: q.Priority, Lane: q.Lane, Reason: q.Reason, Pending: q.Pending, PendingReason: q.PendingReason,
-			Blocked: q.Blocked,
+			Blocked: q.Blocked, SplitJobs: q.SplitJobs,
+		}
+		if rq.SplitJobs == nil {
+			rq.SplitJobs = []int64{}
 		}
 		if rq.Triggers == nil {
 			rq.Triggers = []string{}
@@ -154,30 +158,31 @@ func (a *API) postEvent(w http.ResponseWriter, r *http.Request) error {
 		}
 		outcomes = append(outcomes, er)
 	}
-	blockRules, err := a.cfg.Store.BlockRules(r.Context(), a.cfg.Now(), false)
-	if err != nil {
-		return err
-	}
 	requests := make([]store.EventRequest, 0, len(x.Requests))
 	for _, q := range x.Requests {
 		sr := store.EventRequest{
 			Package: q.Package, Version: q.Version, Release: q.Release, Arch: q.Arch, Triggers: q.Triggers,
 			Priority: q.Priority, Lane: q.Lane, Reason: q.Reason, Pending: q.Pending, PendingReason: q.PendingReason,
 		}
-		d := blocklist.Decide(blockRules, blocklist.Target{Package: q.Package, Version: q.Version, Release: q.Release, Arch: q.Arch}, a.cfg.Now())
-		if d.Blocked != nil {
-			sr.Blocked = blocklist.Explain(*d.Blocked)
-		}
-		if !q.Pending && d.Blocked == nil {
-			j, err := a.cfg.Store.CreateJob(r.Context(), store.Job{
-				Package: q.Package, Version: q.Version, Release: q.Release, Arch: q.Arch, Triggers: q.Triggers,
-				State: store.JobQueued, MaxAttempts: a.cfg.MaxAttempts, Reason: q.Reason,
-				SubmittedBy: ev.Producer, CreatedAt: a.cfg.Now(),
-			})
-			if err != nil {
-				return fmt.Errorf("event %d: job for %s on %s/%s: %w", ev.ID, q.Package, q.Release, q.Arch, err)
+		out, err := a.cfg.Intake.Submit(r.Context(), intake.Request{
+			Package: q.Package, Version: q.Version, Release: q.Release, Arch: q.Arch, Triggers: q.Triggers,
+			Priority: q.Priority, Lane: q.Lane, Reason: q.Reason, AptSources: q.AptSources,
+			SubmittedBy: ev.Producer, MaxAttempts: a.cfg.MaxAttempts,
+		})
+		var blocked *intake.BlockedError
+		switch {
+		case errors.As(err, &blocked):
+			sr.Blocked = blocklist.Explain(blocked.Rule)
+		case err != nil:
+			return fmt.Errorf("event %d: job for %s on %s/%s: %w", ev.ID, q.Package, q.Release, q.Arch, err)
+		default:
+			sr.Job = out.Jobs[0].ID
+			for _, j := range out.Jobs[1:] {
+				sr.SplitJobs = append(sr.SplitJobs, j.ID)
 			}
-			sr.Job = j.ID
+			if why := out.Pending[sr.Job]; why != "" && !sr.Pending {
+				sr.Pending, sr.PendingReason = true, why
+			}
 		}
 		requests = append(requests, sr)
 	}

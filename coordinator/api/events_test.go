@@ -91,10 +91,12 @@ func TestPostEvent(t *testing.T) {
 	if code != http.StatusCreated {
 		t.Fatalf("POST /events = %d %s, want 201", code, b)
 	}
-	if len(got.Jobs) != 1 {
-		t.Fatalf("POST /events jobs = %v, want one", got.Jobs)
+	// The arm64 request waits as a queued job until its paused agent
+	// takes work again.
+	if len(got.Jobs) != 2 {
+		t.Fatalf("POST /events jobs = %v, want two", got.Jobs)
 	}
-	jobID := got.Jobs[0]
+	jobID, waiting := got.Jobs[0], got.Jobs[1]
 	reason := "event 1 (upload of libfoo 1.2-1, build 4711) matched rule 'uploads'"
 	want := apiv1.Event{
 		ID: 1, Type: "upload", Source: "libfoo", Version: "1.2-1", BuildID: "4711", Metadata: map[string]string{},
@@ -106,11 +108,11 @@ func TestPostEvent(t *testing.T) {
 		},
 		Requests: []apiv1.EventRequest{
 			{Package: "libfoo", Version: "1.2-1", Release: "unstable", Arch: "amd64", Triggers: []string{"libfoo/1.2-1"},
-				Priority: 7, Reason: reason, Job: &jobID},
+				Priority: 7, Reason: reason, Job: &jobID, SplitJobs: []int64{}},
 			{Package: "libfoo", Version: "1.2-1", Release: "unstable", Arch: "arm64", Triggers: []string{"libfoo/1.2-1"},
-				Priority: 7, Reason: reason, Pending: true},
+				Priority: 7, Reason: reason, Pending: true, Job: &waiting, SplitJobs: []int64{}},
 		},
-		Jobs: []int64{jobID},
+		Jobs: []int64{jobID, waiting},
 	}
 	ignore := cmp.FilterPath(func(p cmp.Path) bool {
 		s := p.String()
@@ -140,7 +142,8 @@ func TestPostEvent(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantJob := store.Job{ID: jobID, Package: "libfoo", Version: "1.2-1", Release: "unstable", Arch: "amd64",
-		Triggers: []string{"libfoo/1.2-1"}, State: store.JobQueued, MaxAttempts: 2, Reason: reason, SubmittedBy: "ci", CreatedAt: now}
+		Triggers: []string{"libfoo/1.2-1"}, State: store.JobQueued, MaxAttempts: 2, Reason: reason, SubmittedBy: "ci", CreatedAt: now,
+		Priority: 7, Lane: store.LaneDefault}
 	if d := cmp.Diff(wantJob, j); d != "" {
 		t.Errorf("job %d mismatch (-want +got):\n%s", jobID, d)
 	}

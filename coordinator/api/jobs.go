@@ -1,6 +1,7 @@
 package api
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"html/template"
@@ -11,6 +12,8 @@ import (
 	"strings"
 
 	"github.com/sparegrid/sparegrid/coordinator/apiv1"
+	"github.com/sparegrid/sparegrid/coordinator/intake"
+	"github.com/sparegrid/sparegrid/coordinator/srcpkg"
 	"github.com/sparegrid/sparegrid/coordinator/store"
 	"github.com/sparegrid/sparegrid/shared/dep8"
 	"github.com/sparegrid/sparegrid/shared/protocol"
@@ -26,6 +29,10 @@ func (a *API) jobView(ctx context.Context, j store.Job) (apiv1.Job, error) {
 		Agent: j.AgentID, Stage: j.Stage, Reason: j.Reason, Transport: j.Transport,
 		SubmittedBy: j.SubmittedBy, CreatedAt: j.CreatedAt, StartedAt: j.StartedAt, FinishedAt: j.FinishedAt,
 		Tests: []dep8.Test{}, Blobs: []apiv1.Blob{},
+		Priority: j.Priority, Lane: j.Lane, ReusedFrom: j.ReusedFrom, OnlyTests: j.Tests,
+	}
+	if v.OnlyTests == nil {
+		v.OnlyTests = []string{}
 	}
 	if v.Triggers == nil {
 		v.Triggers = []string{}
@@ -40,7 +47,11 @@ func (a *API) jobView(ctx context.Context, j store.Job) (apiv1.Job, error) {
 		}
 		v.AgentName, v.Owner = ag.Name, ag.Owner
 	}
-	res, err := a.cfg.Store.LatestResult(ctx, j.ID)
+	resultOf := j.ID
+	if j.ReusedFrom != nil {
+		resultOf = *j.ReusedFrom
+	}
+	res, err := a.cfg.Store.LatestResult(ctx, resultOf)
 	if errors.Is(err, store.ErrNotFound) {
 		return v, nil
 	}
@@ -79,6 +90,17 @@ func (a *API) validateSubmit(ctx context.Context, req *apiv1.SubmitRequest) erro
 		return badRequest("version %q is not a Debian version", req.Version)
 	case len(req.Triggers) > 64:
 		return badRequest("at most 64 triggers")
+	case req.Priority < 0 || req.Priority > store.MaxPriority:
+		return badRequest("priority %d: use %d to %d, higher first", req.Priority, store.MinPriority, store.MaxPriority)
+	case req.MemoryMB < 0 || req.DiskMB < 0:
+		return badRequest("memory and disk are sizes in MiB, not negative")
+	case len(req.Labels) > 16:
+		return badRequest("at most 16 labels")
+	}
+	for _, l := range req.Labels {
+		if !dep8.ValidLabel(l) {
+			return badRequest("label %q: lower-case letters, digits, \".\", \"_\", \":\" and \"-\", at most %d characters", l, dep8.MaxLabelLen)
+		}
 	}
 	for _, t := range req.Triggers {
 		if !dep8.ValidTrigger(t) {
@@ -116,26 +138,41 @@ func (a *API) submitJob(w http.ResponseWriter, r *http.Request) error {
 	if err := a.validateSubmit(r.Context(), &req); err != nil {
 		return err
 	}
-	j := store.Job{
-		Package: req.Package, Version: req.Version, Release: req.Release, Arch: req.Arch,
-		Triggers: req.Triggers, State: store.JobQueued, MaxAttempts: a.cfg.MaxAttempts,
-		Forced: req.Force, SubmittedBy: caller(r).Name, CreatedAt: a.cfg.Now(),
+	ir := intake.Request{
+		Package: req.Package, Version: req.Version, Release: req.Release, Arch: req.Arch, Triggers: req.Triggers,
+		Labels: req.Labels, MemoryMB: req.MemoryMB, DiskMB: req.DiskMB,
+		Priority: cmp.Or(req.Priority, apiv1.DefaultSubmitPriority), Lane: store.LaneDefault,
+		SubmittedBy: caller(r).Name, Forced: req.Force, MaxAttempts: a.cfg.MaxAttempts,
 	}
 	if s := req.Source; s != nil {
-		j.Source = &store.Source{SHA256: s.SHA256, Size: s.Size, Kind: s.Kind, Entry: s.Entry}
+		ir.Source = &store.Source{SHA256: s.SHA256, Size: s.Size, Kind: s.Kind, Entry: s.Entry}
+		control, err := a.testsControl(*ir.Source)
+		if err != nil {
+			return err
+		}
+		ir.Control = control
 	}
-	if err := a.checkBlocklist(r, &j, req.Force); err != nil {
-		return err
+	out, err := a.cfg.Intake.Submit(r.Context(), ir)
+	if errors.Is(err, intake.ErrBlocked) {
+		return errf(http.StatusConflict, "conflict", "%v; submit with force (sparegrid submit --force) to run it anyway", err)
 	}
-	j, err := a.cfg.Store.CreateJob(r.Context(), j)
 	if err != nil {
 		return err
+	}
+	if out.Blocked != nil {
+		a.cfg.Log.Info("job forced past the blocklist", "package", req.Package, "rule", out.Blocked.ID, "by", caller(r).Name)
 	}
 	a.cfg.Jobs.Notify()
-	a.cfg.Log.Info("job submitted", "job", j.ID, "package", j.Package, "release", j.Release, "arch", j.Arch, "by", j.SubmittedBy)
-	v, err := a.jobView(r.Context(), j)
+	main := out.Jobs[0]
+	a.cfg.Log.Info("job submitted", "job", main.ID, "package", main.Package, "release", main.Release, "arch", main.Arch,
+		"by", main.SubmittedBy, "jobs", len(out.Jobs), "reused_from", main.ReusedFrom)
+	v, err := a.jobView(r.Context(), main)
 	if err != nil {
 		return err
+	}
+	v.Pending = out.Pending[main.ID]
+	for _, j := range out.Jobs[1:] {
+		v.SplitJobs = append(v.SplitJobs, j.ID)
 	}
 	writeJSON(w, http.StatusCreated, v)
 	return nil
@@ -221,6 +258,13 @@ func (a *API) getJob(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			return err
 		}
+		if j.State == store.JobQueued {
+			rt, err := a.cfg.Intake.Router(r.Context())
+			if err != nil {
+				return err
+			}
+			v.Pending = rt.Unroutable(j.Release, j.Arch, j.Needs, j.AvoidAgents)
+		}
 		writeJSON(w, http.StatusOK, v)
 		return nil
 	})(w, r)
@@ -230,6 +274,10 @@ func (a *API) latest(r *http.Request) (store.Result, error) {
 	id, err := pathID(r)
 	if err != nil {
 		return store.Result{}, err
+	}
+	// A reused job's results are those of the job it reused.
+	if j, err := a.cfg.Store.Job(r.Context(), id); err == nil && j.ReusedFrom != nil {
+		id = *j.ReusedFrom
 	}
 	res, err := a.cfg.Store.LatestResult(r.Context(), id)
 	if errors.Is(err, store.ErrNotFound) {
@@ -340,4 +388,25 @@ func (a *API) cancelJob(w http.ResponseWriter, r *http.Request) error {
 	}
 	writeJSON(w, http.StatusOK, v)
 	return nil
+}
+
+// testsControl reads the tests of an uploaded source package. A package
+// without debian/tests/control has none to route (autodep8 tests run
+// anywhere); a control file autopkgtest would refuse is refused here, with
+// the line it stumbles on.
+func (a *API) testsControl(src store.Source) ([]dep8.TestStanza, error) {
+	f, _, err := a.cfg.Blobs.Open(src.SHA256)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	c, err := srcpkg.TestsControl(f, src.Kind, src.Entry, srcpkg.Limits{})
+	if err != nil {
+		return nil, badRequest("source %s: %v", src.SHA256, err)
+	}
+	tests, err := c.Tests()
+	if err != nil {
+		return nil, badRequest("source %s: %s: %v", src.SHA256, c.Path, err)
+	}
+	return tests, nil
 }

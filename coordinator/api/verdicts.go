@@ -5,7 +5,7 @@ import (
 	"net/http"
 
 	"github.com/sparegrid/sparegrid/coordinator/apiv1"
-	"github.com/sparegrid/sparegrid/coordinator/store"
+	"github.com/sparegrid/sparegrid/coordinator/intake"
 	"github.com/sparegrid/sparegrid/coordinator/verdict"
 	"github.com/sparegrid/sparegrid/shared/dep8"
 )
@@ -24,7 +24,7 @@ func (a *API) verdicts(w http.ResponseWriter, r *http.Request) {
 		case version != "" && !dep8.ValidVersion(version):
 			return badRequest("version %q is not a Debian version", version)
 		}
-		out, err := packageVerdicts(r.Context(), a.cfg.Store, pkg)
+		out, err := a.packageVerdicts(r.Context(), pkg)
 		if err != nil {
 			return err
 		}
@@ -33,33 +33,14 @@ func (a *API) verdicts(w http.ResponseWriter, r *http.Request) {
 	})(w, r)
 }
 
-// packageVerdicts judges the runs and active jobs of pkg the store holds.
-// Requests no capable agent can take are not known yet, and every
-// confirmation run is assumed to be possible: no REGRESSION is declared
-// unconfirmed.
-func packageVerdicts(ctx context.Context, s store.Store, pkg string) (verdict.Output, error) {
-	runs, active, err := s.PackageRuns(ctx, pkg)
+// packageVerdicts judges the runs and active jobs of pkg the store holds,
+// routing queued jobs over the agents as they are now.
+func (a *API) packageVerdicts(ctx context.Context, pkg string) (verdict.Output, error) {
+	rt, err := a.cfg.Intake.Router(ctx)
 	if err != nil {
 		return verdict.Output{}, err
 	}
-	in := verdict.Input{
-		Runs:   make([]verdict.Run, 0, len(runs)),
-		Active: make([]verdict.Request, 0, len(active)),
-	}
-	for _, r := range runs {
-		in.Runs = append(in.Runs, verdict.Run{
-			JobID: r.JobID, Package: r.Package, Version: r.Version, Release: r.Release, Arch: r.Arch,
-			Triggers: r.Triggers, Verdict: r.Verdict, Tests: r.Tests, Harness: r.Harness,
-			AgentID: r.AgentID, Finished: r.Finished,
-		})
-	}
-	for _, j := range active {
-		in.Active = append(in.Active, verdict.Request{
-			Package: j.Package, Version: j.Version, Release: j.Release, Arch: j.Arch,
-			Triggers: j.Triggers, JobID: j.JobID, Running: j.Running,
-		})
-	}
-	return verdict.Compute(in), nil
+	return intake.Judge(ctx, a.cfg.Store, rt, pkg)
 }
 
 func verdictList(out verdict.Output, pkg, version string) apiv1.VerdictList {
@@ -67,7 +48,7 @@ func verdictList(out verdict.Output, pkg, version string) apiv1.VerdictList {
 	for _, v := range verdict.ForPackage(out, pkg, version) {
 		av := apiv1.Verdict{
 			Package: v.Package, Version: v.Version, Triggers: nonNil(v.Triggers), Release: v.Release, Arch: v.Arch,
-			Status: string(v.Status), Reason: v.Reason, Jobs: nonNil(v.Jobs), HarnessRevisions: nonNil(v.HarnessRevs),
+			OnlyTests: nonNil(v.Tests), Status: string(v.Status), Reason: v.Reason, Jobs: nonNil(v.Jobs), HarnessRevisions: nonNil(v.HarnessRevs),
 			FailedOn: nonNil(v.FailedOn), Unconfirmed: v.Unconfirmed, Flaky: v.Flaky,
 		}
 		if b := v.Baseline; b != nil {
@@ -81,7 +62,7 @@ func verdictList(out verdict.Output, pkg, version string) apiv1.VerdictList {
 		}
 		l.Retries = append(l.Retries, apiv1.VerdictRetry{
 			Package: rr.Package, Version: rr.Version, Triggers: nonNil(rr.Triggers), Release: rr.Release, Arch: rr.Arch,
-			AvoidAgents: nonNil(rr.AvoidAgents), Reason: rr.Reason,
+			OnlyTests: nonNil(rr.Tests), AvoidAgents: nonNil(rr.AvoidAgents), Reason: rr.Reason,
 		})
 	}
 	return l

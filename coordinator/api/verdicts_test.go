@@ -56,6 +56,19 @@ func TestVerdicts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Two agents offer trixie/amd64, so a failure on one can be
+	// confirmed on the other.
+	other, err := f.db.CreateAgent(t.Context(), store.Agent{Name: "box2", OwnerID: owner.ID, PublicKey: []byte("k2"),
+		ClaimCode: "C2", State: store.AgentApproved, AutoApproved: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []int64{ag.ID, other.ID} {
+		caps := []byte(`{"arch":"amd64","releases":["trixie"],"backend":"overlay"}`)
+		if err := f.db.SeenAgent(t.Context(), id, time.Now(), caps); err != nil {
+			t.Fatal(err)
+		}
+	}
 	day := time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC)
 	glibc := []string{"glibc/2.41-1"}
 	base := f.runJob(store.Job{Package: "hello", Version: "2.10-2"}, ag.ID, dep8.VerdictPass, day)
@@ -67,12 +80,12 @@ func TestVerdicts(t *testing.T) {
 	rev := dep8.Harness{AgentVersion: "v1", AutopkgtestVersion: "5.40", Backend: "overlay", ImageDigest: "sha256:aa"}.Rev()
 	running := apiv1.Verdict{Package: "hello", Version: "2.10-3", Triggers: glibc, Release: "trixie", Arch: "amd64",
 		Status: apiv1.StatusRunning, Jobs: []int64{failed.ID, base.ID}, HarnessRevisions: []string{rev},
-		Baseline: baseline, FailedOn: []int64{ag.ID}}
+		Baseline: baseline, FailedOn: []int64{ag.ID}, OnlyTests: []string{}}
 	waiting := apiv1.Verdict{Package: "hello", Version: "2.11-1", Triggers: glibc, Release: "trixie", Arch: "amd64",
 		Status: apiv1.StatusRunning, Jobs: []int64{queued.ID}, HarnessRevisions: []string{},
-		Baseline: baseline, FailedOn: []int64{}}
+		Baseline: baseline, FailedOn: []int64{}, OnlyTests: []string{}}
 	retry := apiv1.VerdictRetry{Package: "hello", Version: "2.10-3", Triggers: glibc, Release: "trixie", Arch: "amd64",
-		AvoidAgents: []int64{ag.ID}}
+		AvoidAgents: []int64{ag.ID}, OnlyTests: []string{}}
 
 	tests := []struct {
 		name       string

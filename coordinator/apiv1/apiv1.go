@@ -205,6 +205,22 @@ type Job struct {
 	Blobs    []Blob        `json:"blobs"`
 	// LogURL is the path of the log of the latest result, when it has one.
 	LogURL string `json:"log_url"`
+	// Priority (1 to 10, higher first) and Lane place the job in the
+	// queue.
+	Priority int    `json:"priority"`
+	Lane     string `json:"lane"`
+	// ReusedFrom names the earlier job whose result stands for this one:
+	// the job was not run (same package, version, triggers, release, arch,
+	// test selection and harness revision). Its results are that job's.
+	ReusedFrom *int64 `json:"reused_from"`
+	// OnlyTests, when not empty, are the only tests the job runs: the
+	// package's tests were split between agents that can run them.
+	OnlyTests []string `json:"only_tests"`
+	// Pending, for a queued job, says why no agent can take it now.
+	Pending string `json:"pending,omitempty"`
+	// SplitJobs, in the answer to a submission, are the other jobs the
+	// request was split into.
+	SplitJobs []int64 `json:"split_jobs,omitempty"`
 }
 
 // Finished reports whether the job will not change any more.
@@ -229,9 +245,21 @@ type SubmitRequest struct {
 	Triggers []string `json:"triggers,omitempty"`
 	Source   *Source  `json:"source,omitempty"`
 	// Force submits the job although a whole-job blocklist rule covers
-	// it; the job's reason then names the rule.
+	// it, and runs it although an earlier result could be reused; the
+	// job's reason then names the rule.
 	Force bool `json:"force,omitempty"`
+	// Priority is 1 to 10, higher first; 0 means DefaultSubmitPriority.
+	Priority int `json:"priority,omitempty"`
+	// Labels, MemoryMB and DiskMB are what an agent must offer to take
+	// the job, on top of what the package's tests need.
+	Labels   []string `json:"labels,omitempty"`
+	MemoryMB int64    `json:"memory_mb,omitempty"`
+	DiskMB   int64    `json:"disk_mb,omitempty"`
 }
+
+// DefaultSubmitPriority is the priority of a submission that names none:
+// above the tests an upload triggers, below the upload's own.
+const DefaultSubmitPriority = 7
 
 // BlockRule is an admin's rule that keeps a source package, or one of its
 // tests, off the grid. Empty strings match anything.
@@ -305,6 +333,9 @@ type Verdict struct {
 	Triggers []string `json:"triggers"`
 	Release  string   `json:"release"`
 	Arch     string   `json:"arch"`
+	// OnlyTests is the test selection the verdict is about when the
+	// package's tests were split between agents; empty for all tests.
+	OnlyTests []string `json:"only_tests"`
 	// Status is one of the Status* values.
 	Status string `json:"status"`
 	Reason string `json:"reason"`
@@ -339,6 +370,7 @@ type VerdictRetry struct {
 	Triggers    []string `json:"triggers"`
 	Release     string   `json:"release"`
 	Arch        string   `json:"arch"`
+	OnlyTests   []string `json:"only_tests"`
 	AvoidAgents []int64  `json:"avoid_agents"`
 	Reason      string   `json:"reason"`
 }
@@ -392,6 +424,8 @@ type EventRequest struct {
 	// a job: the rule's sentence.
 	Blocked string `json:"blocked"`
 	Job     *int64 `json:"job"`
+	// SplitJobs are the other jobs the request's tests were split into.
+	SplitJobs []int64 `json:"split_jobs"`
 }
 
 // EventPost is the body of POST /events; see docs/scheduling.md for

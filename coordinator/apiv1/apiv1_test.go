@@ -33,10 +33,11 @@ func TestWireShapes(t *testing.T) {
 				State:    apiv1.StateDone, Verdict: dep8.VerdictFail, Attempt: 2,
 				Agent: &agent, AgentName: "box", Owner: "maint", Stage: "test", Reason: "r", Transport: "quic",
 				SubmittedBy: "alice", CreatedAt: at, StartedAt: &at, FinishedAt: &at, ExitCode: &exit,
-				Tests:   []dep8.Test{{Name: "smoke", Result: dep8.Fail, Detail: "non-zero exit status 1"}},
-				Harness: &dep8.Harness{AgentVersion: "v1", AutopkgtestVersion: "5.40", Backend: "overlay", ImageDigest: "sha256:aa"},
-				Blobs:   []apiv1.Blob{{Name: "log", SHA256: "cd", Size: 9}},
-				LogURL:  "/api/v1/jobs/1/log",
+				Tests:    []dep8.Test{{Name: "smoke", Result: dep8.Fail, Detail: "non-zero exit status 1"}},
+				Harness:  &dep8.Harness{AgentVersion: "v1", AutopkgtestVersion: "5.40", Backend: "overlay", ImageDigest: "sha256:aa"},
+				Blobs:    []apiv1.Blob{{Name: "log", SHA256: "cd", Size: 9}},
+				LogURL:   "/api/v1/jobs/1/log",
+				Priority: 7, Lane: "default", ReusedFrom: &agent, OnlyTests: []string{"smoke"},
 			},
 			out: new(apiv1.Job),
 			want: `{"id":1,"package":"hello","version":"2.10-3","release":"trixie","arch":"amd64",` +
@@ -46,17 +47,20 @@ func TestWireShapes(t *testing.T) {
 				`"created_at":"2026-11-21T12:00:00Z","started_at":"2026-11-21T12:00:00Z","finished_at":"2026-11-21T12:00:00Z",` +
 				`"exit_code":2,"tests":[{"name":"smoke","result":"FAIL","detail":"non-zero exit status 1"}],` +
 				`"harness":{"agent_version":"v1","autopkgtest_version":"5.40","backend":"overlay","image_digest":"sha256:aa"},` +
-				`"blobs":[{"name":"log","sha256":"cd","size":9}],"log_url":"/api/v1/jobs/1/log"}`,
+				`"blobs":[{"name":"log","sha256":"cd","size":9}],"log_url":"/api/v1/jobs/1/log",` +
+				`"priority":7,"lane":"default","reused_from":7,"only_tests":["smoke"]}`,
 		},
 		{
 			name: "queued job keeps every field",
 			in: apiv1.Job{ID: 2, Package: "hello", Release: "trixie", Arch: "amd64", Triggers: []string{},
-				State: apiv1.StateQueued, SubmittedBy: "alice", CreatedAt: at, Tests: []dep8.Test{}, Blobs: []apiv1.Blob{}},
+				State: apiv1.StateQueued, SubmittedBy: "alice", CreatedAt: at, Tests: []dep8.Test{}, Blobs: []apiv1.Blob{},
+				Priority: 5, Lane: "sweep", OnlyTests: []string{}, Pending: "no approved agent offers trixie/amd64", SplitJobs: []int64{3}},
 			out: new(apiv1.Job),
 			want: `{"id":2,"package":"hello","version":"","release":"trixie","arch":"amd64","triggers":[],"source":null,` +
 				`"state":"queued","verdict":"","attempt":0,"agent":null,"agent_name":"","owner":"","stage":"","reason":"",` +
 				`"transport":"","submitted_by":"alice","created_at":"2026-11-21T12:00:00Z","started_at":null,"finished_at":null,` +
-				`"exit_code":null,"tests":[],"harness":null,"blobs":[],"log_url":""}`,
+				`"exit_code":null,"tests":[],"harness":null,"blobs":[],"log_url":"","priority":5,"lane":"sweep","reused_from":null,` +
+				`"only_tests":[],"pending":"no approved agent offers trixie/amd64","split_jobs":[3]}`,
 		},
 		{
 			name: "agent",
@@ -103,8 +107,8 @@ func TestWireShapes(t *testing.T) {
 				BuildID: "4711", Metadata: map[string]string{"suite": "unstable"}, Producer: "ci", Received: at,
 				Rules: []apiv1.EventRule{{Rule: "r1", Matched: true, Warnings: []string{}, Requests: 2}},
 				Requests: []apiv1.EventRequest{
-					{Package: "libfoo", Version: "1.2-1", Release: "sid", Arch: "amd64", Triggers: []string{"libfoo/1.2-1"}, Priority: 5, Reason: "x", Job: &agent},
-					{Package: "libfoo", Release: "sid", Arch: "s390x", Triggers: []string{}, Priority: 5, Lane: "slow", Reason: "x", Pending: true, PendingReason: "no agent"},
+					{Package: "libfoo", Version: "1.2-1", Release: "sid", Arch: "amd64", Triggers: []string{"libfoo/1.2-1"}, Priority: 5, Reason: "x", Job: &agent, SplitJobs: []int64{8}},
+					{Package: "libfoo", Release: "sid", Arch: "s390x", Triggers: []string{}, Priority: 5, Lane: "slow", Reason: "x", Pending: true, PendingReason: "no agent", SplitJobs: []int64{}},
 				},
 				Jobs: []int64{7}},
 			out: new(apiv1.Event),
@@ -112,9 +116,9 @@ func TestWireShapes(t *testing.T) {
 				`"build_id":"4711","metadata":{"suite":"unstable"},"producer":"ci","received":"2026-11-21T12:00:00Z",` +
 				`"rules":[{"rule":"r1","matched":true,"error":"","warnings":[],"requests":2}],` +
 				`"requests":[{"package":"libfoo","version":"1.2-1","release":"sid","arch":"amd64","triggers":["libfoo/1.2-1"],` +
-				`"priority":5,"lane":"","reason":"x","pending":false,"pending_reason":"","blocked":"","job":7},` +
+				`"priority":5,"lane":"","reason":"x","pending":false,"pending_reason":"","blocked":"","job":7,"split_jobs":[8]},` +
 				`{"package":"libfoo","version":"","release":"sid","arch":"s390x","triggers":[],"priority":5,"lane":"slow",` +
-				`"reason":"x","pending":true,"pending_reason":"no agent","blocked":"","job":null}],"jobs":[7]}`,
+				`"reason":"x","pending":true,"pending_reason":"no agent","blocked":"","job":null,"split_jobs":[]}],"jobs":[7]}`,
 		},
 		{
 			name: "minimal event post",
@@ -142,16 +146,16 @@ func TestWireShapes(t *testing.T) {
 				Package: "hello", Version: "2.10-3", Triggers: []string{"glibc/2.41-1"}, Release: "trixie", Arch: "amd64",
 				Status: apiv1.StatusRunning, Reason: "r", Jobs: []int64{52, 41}, HarnessRevisions: []string{"agent=v1"},
 				Baseline: &apiv1.VerdictBaseline{JobID: 41, Result: dep8.VerdictPass, Version: "2.10-2", Finished: at},
-				FailedOn: []int64{3},
+				FailedOn: []int64{3}, OnlyTests: []string{"reboot"},
 			}}, Retries: []apiv1.VerdictRetry{{Package: "hello", Version: "2.10-3", Triggers: []string{"glibc/2.41-1"},
-				Release: "trixie", Arch: "amd64", AvoidAgents: []int64{3}, Reason: "confirm"}}},
+				Release: "trixie", Arch: "amd64", AvoidAgents: []int64{3}, Reason: "confirm", OnlyTests: []string{}}}},
 			out: new(apiv1.VerdictList),
 			want: `{"package":"hello","verdicts":[{"package":"hello","version":"2.10-3","triggers":["glibc/2.41-1"],` +
-				`"release":"trixie","arch":"amd64","status":"RUNNING","reason":"r","jobs":[52,41],"harness_revisions":["agent=v1"],` +
+				`"release":"trixie","arch":"amd64","only_tests":["reboot"],"status":"RUNNING","reason":"r","jobs":[52,41],"harness_revisions":["agent=v1"],` +
 				`"baseline":{"job_id":41,"result":"pass","version":"2.10-2","finished":"2026-11-21T12:00:00Z"},` +
 				`"failed_on":[3],"unconfirmed":false,"flaky":false}],` +
 				`"retries":[{"package":"hello","version":"2.10-3","triggers":["glibc/2.41-1"],"release":"trixie","arch":"amd64",` +
-				`"avoid_agents":[3],"reason":"confirm"}]}`,
+				`"only_tests":[],"avoid_agents":[3],"reason":"confirm"}]}`,
 		},
 		{
 			name: "no verdicts",

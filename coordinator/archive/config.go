@@ -38,6 +38,26 @@ type Config struct {
 	// PollInterval is the pause between rounds of Run (default 10m, at least
 	// 1m). TOML takes a duration string such as "15m".
 	PollInterval time.Duration `toml:"poll_interval" json:"poll_interval"`
+	// TestbedSource adds the archive to the testbed of every job for one
+	// of its suites (autopkgtest --add-apt-source, deb and deb-src), for
+	// an archive the testbed images do not already list. Without a
+	// Keyring the lines say [trusted=yes]; with one, the images must
+	// already trust the archive's key.
+	TestbedSource bool `toml:"testbed_source" json:"testbed_source"`
+}
+
+// AptSources returns the sources.list lines for suite that TestbedSource
+// asks for, nil when it is off or suite is not one of c's.
+func (c Config) AptSources(suite string) []string {
+	if !c.TestbedSource || !slices.Contains(c.Suites, suite) {
+		return nil
+	}
+	opts := ""
+	if c.Keyring == "" {
+		opts = "[trusted=yes] "
+	}
+	rest := opts + strings.TrimRight(c.URL, "/") + "/ " + suite + " " + strings.Join(c.Components, " ")
+	return []string{"deb " + rest, "deb-src " + rest}
 }
 
 // DefaultPollInterval is used when Config.PollInterval is zero.

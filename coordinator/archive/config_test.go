@@ -76,3 +76,34 @@ func TestConfigValidate(t *testing.T) {
 		})
 	}
 }
+
+func TestAptSources(t *testing.T) {
+	base := Config{Name: "local", URL: "http://127.0.0.1:8000/debian/", Suites: []string{"bookworm", "trixie"}, Components: []string{"main", "contrib"}}
+	signed := base
+	signed.Keyring = "/usr/share/keyrings/debian-archive-keyring.gpg"
+	tests := []struct {
+		name  string
+		cfg   Config
+		on    bool
+		suite string
+		want  []string
+	}{
+		{"off", base, false, "bookworm", nil},
+		{"unsigned", base, true, "bookworm", []string{
+			"deb [trusted=yes] http://127.0.0.1:8000/debian/ bookworm main contrib",
+			"deb-src [trusted=yes] http://127.0.0.1:8000/debian/ bookworm main contrib"}},
+		{"signed", signed, true, "trixie", []string{
+			"deb http://127.0.0.1:8000/debian/ trixie main contrib",
+			"deb-src http://127.0.0.1:8000/debian/ trixie main contrib"}},
+		{"other suite", base, true, "sid", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := tt.cfg
+			c.TestbedSource = tt.on
+			if diff := cmp.Diff(tt.want, c.AptSources(tt.suite)); diff != "" {
+				t.Errorf("AptSources(%q) mismatch (-want +got):\n%s", tt.suite, diff)
+			}
+		})
+	}
+}

@@ -1,8 +1,8 @@
 // Package config owns the coordinator's configuration file: one TOML
 // document, decoded strictly (a key sparegrid does not know is an error,
 // not a silent typo), and checked as a whole before the coordinator starts:
-// archives to watch and event rules, each validated by the package that
-// uses it.
+// archives to watch, event rules and the schedule, each validated by the
+// package that uses it.
 //
 // It must not start anything: it only reads and checks. Command-line flags
 // stay the way to set listening addresses and the data directory.
@@ -12,11 +12,14 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/BurntSushi/toml"
 
 	"github.com/sparegrid/sparegrid/coordinator/archive"
+	"github.com/sparegrid/sparegrid/coordinator/intake"
 	"github.com/sparegrid/sparegrid/coordinator/rules"
 )
 
@@ -34,6 +37,55 @@ type Config struct {
 	// Rules expand events from build systems into test requests
 	// ([[rule]] tables).
 	Rules []rules.Rule `toml:"rule"`
+	// Schedule configures the selection policy and result reuse
+	// ([schedule]).
+	Schedule Schedule `toml:"schedule"`
+}
+
+// Schedule is the [schedule] table.
+type Schedule struct {
+	// Policy, when set, is an external policy program and its arguments
+	// (see sched.Exec); empty means the built-in policy.
+	Policy []string `toml:"policy"`
+	// PolicyTimeout bounds one run of the program (default 30s).
+	PolicyTimeout time.Duration `toml:"policy_timeout"`
+	// FanoutLimit is how many reverse-dependency tests one upload may
+	// trigger before they go to the fanout lane (default 50).
+	FanoutLimit int `toml:"fanout_limit"`
+	// Sweep turns the round-robin sweep off when false (default on).
+	Sweep *bool `toml:"sweep"`
+	// SweepEvery is how often the sweep runs (default 10m, at least 1m).
+	SweepEvery time.Duration `toml:"sweep_every"`
+	// HarnessRevision pins the harness revision an earlier result must
+	// have to be reused, written like "autopkgtest=5.28;backend=overlay"
+	// (some or all of agent, autopkgtest, backend, image). Empty means
+	// the harness of the newest result on the release and arch. The
+	// environment variable SPAREGRID_HARNESS_REV overrides it.
+	HarnessRevision string `toml:"harness_revision"`
+}
+
+// SweepOn reports whether the sweep runs.
+func (s Schedule) SweepOn() bool { return s.Sweep == nil || *s.Sweep }
+
+// check reports every problem with s.
+func (s Schedule) check() []error {
+	var errs []error
+	if len(s.Policy) > 0 && !filepath.IsAbs(s.Policy[0]) {
+		errs = append(errs, fmt.Errorf("schedule: policy program %q must be an absolute path", s.Policy[0]))
+	}
+	if s.PolicyTimeout < 0 || s.PolicyTimeout > 10*time.Minute {
+		errs = append(errs, fmt.Errorf("schedule: policy_timeout %v is not between 0 and 10m", s.PolicyTimeout))
+	}
+	if s.FanoutLimit < 0 {
+		errs = append(errs, fmt.Errorf("schedule: fanout_limit %d is negative", s.FanoutLimit))
+	}
+	if s.SweepEvery != 0 && s.SweepEvery < time.Minute {
+		errs = append(errs, fmt.Errorf("schedule: sweep_every %v is less than 1m", s.SweepEvery))
+	}
+	if _, err := intake.ParsePin(s.HarnessRevision); err != nil {
+		errs = append(errs, fmt.Errorf("schedule: harness_revision: %w", err))
+	}
+	return errs
 }
 
 // Load reads and checks the configuration file at path.
@@ -85,6 +137,7 @@ func (c Config) Check() error {
 	if err := rules.Check(c.Rules); err != nil {
 		errs = append(errs, err)
 	}
+	errs = append(errs, c.Schedule.check()...)
 	if len(errs) > 0 {
 		return fmt.Errorf("%w: %w", ErrConfig, errors.Join(errs...))
 	}

@@ -42,6 +42,14 @@ func TestParse(t *testing.T) {
 		{name: "same archive twice", doc: archiveBlock + archiveBlock, wantErr: `the name "debian" is used twice`},
 		{name: "rule that does not compile", doc: strings.Replace(ruleBlock, `event.type == "upload"`, `event.tpye == "upload"`, 1), wantErr: "reverse-deps"},
 		{name: "not TOML", doc: "[[archive]\n", wantErr: "config"},
+		{name: "schedule", doc: "[schedule]\npolicy = [\"/usr/local/bin/policy\", \"--fast\"]\npolicy_timeout = \"1m\"\nfanout_limit = 20\nsweep = false\nsweep_every = \"30m\"\nharness_revision = \"autopkgtest=5.28;backend=overlay\"\n"},
+		{name: "relative policy program", doc: "[schedule]\npolicy = [\"policy.py\"]\n", wantErr: "absolute path"},
+		{name: "sweep too often", doc: "[schedule]\nsweep_every = \"10s\"\n", wantErr: "sweep_every"},
+		{name: "negative fanout", doc: "[schedule]\nfanout_limit = -1\n", wantErr: "fanout_limit"},
+		{name: "policy timeout too long", doc: "[schedule]\npolicy_timeout = \"1h\"\n", wantErr: "policy_timeout"},
+		{name: "bad harness revision", doc: "[schedule]\nharness_revision = \"autopkgtest\"\n", wantErr: "harness_revision"},
+		{name: "unknown harness field", doc: "[schedule]\nharness_revision = \"kernel=6.1\"\n", wantErr: "unknown field"},
+		{name: "unknown schedule key", doc: "[schedule]\nsweep_evry = \"1h\"\n", wantErr: "schedule.sweep_evry"},
 		{name: "too large", doc: "# " + strings.Repeat("x", maxFile), wantErr: "larger than"},
 	}
 	for _, tt := range tests {

@@ -28,6 +28,7 @@ import (
 	"github.com/sparegrid/sparegrid/coordinator/auth"
 	"github.com/sparegrid/sparegrid/coordinator/blobs"
 	"github.com/sparegrid/sparegrid/coordinator/blocklist"
+	"github.com/sparegrid/sparegrid/coordinator/intake"
 	"github.com/sparegrid/sparegrid/coordinator/queue"
 	"github.com/sparegrid/sparegrid/coordinator/store"
 	"github.com/sparegrid/sparegrid/shared/dep8"
@@ -58,8 +59,12 @@ type Config struct {
 	// Demo approves new agents at once and labels them so. Never set it
 	// on a grid that strangers can reach.
 	Demo bool
-	Now  func() time.Time
-	Log  *slog.Logger
+	// OnDone, when set, is called after a result ended a job (not after
+	// one that queued it again). It runs on the agent's call, after the
+	// result is stored: it must return quickly and must not fail the call.
+	OnDone func(store.Job)
+	Now    func() time.Time
+	Log    *slog.Logger
 }
 
 // DefaultRetryElsewhere is Config.RetryElsewhere when it is zero.
@@ -399,18 +404,25 @@ func (g *Gateway) lease(ctx context.Context, a store.Agent, caps protocol.Capabi
 		OnlineSince:    now.Add(-onlineWindow),
 	}
 	var passed []passedOver
-	if scoped := scopedBlocks(rules); len(scoped) > 0 {
-		p.Exclude = func(j store.Job) bool {
-			r := blocklist.Decide(scoped, target(j, a), now).Blocked
-			if r != nil {
-				passed = append(passed, passedOver{job: j.ID, rule: *r})
-			}
-			return r != nil
+	scoped := scopedBlocks(rules)
+	agentCaps := intake.WithAdminLabels(caps.AgentCaps(a.ID), a.Labels)
+	p.Exclude = func(j store.Job) bool {
+		if ok, why := j.Needs.Capable(agentCaps, j.Arch); !ok {
+			passed = append(passed, passedOver{job: j.ID, why: "cannot run it: " + why})
+			return true
 		}
+		if len(scoped) == 0 {
+			return false
+		}
+		r := blocklist.Decide(scoped, target(j, a), now).Blocked
+		if r != nil {
+			passed = append(passed, passedOver{job: j.ID, why: "blocked on this agent: " + blocklist.Explain(*r)})
+		}
+		return r != nil
 	}
 	j, err := g.cfg.Store.LeaseJob(ctx, p)
 	for _, po := range passed {
-		g.cfg.Log.Debug("job passed over: blocked on this agent", "job", po.job, "agent", a.ID, "rule", blocklist.Explain(po.rule))
+		g.cfg.Log.Debug("job passed over", "job", po.job, "agent", a.ID, "why", po.why)
 	}
 	if err != nil || j == nil {
 		return nil, err
@@ -425,6 +437,8 @@ func (g *Gateway) lease(ctx context.Context, a store.Agent, caps protocol.Capabi
 		Release:           j.Release,
 		Arch:              j.Arch,
 		Triggers:          j.Triggers,
+		Tests:             j.Tests,
+		AptSources:        j.AptSources,
 		HeartbeatInterval: g.HeartbeatInterval(),
 	}
 	if j.LeaseExpires != nil {
@@ -442,10 +456,10 @@ func (g *Gateway) lease(ctx context.Context, a store.Agent, caps protocol.Capabi
 	return pj, nil
 }
 
-// passedOver is a queued job a rule kept from an agent.
+// passedOver is a queued job kept from an agent, and why.
 type passedOver struct {
-	job  int64
-	rule store.BlockRule
+	job int64
+	why string
 }
 
 // scopedBlocks returns the whole-job rules scoped to an agent or a label:
@@ -624,6 +638,9 @@ func (g *Gateway) Result(ctx context.Context, token string, req protocol.ResultR
 	g.cfg.Log.Info("result stored", "job", done.ID, "attempt", req.Attempt, "agent", a.ID, "verdict", tr.Verdict, "job_state", done.State)
 	if done.State == store.JobQueued {
 		g.cfg.Jobs.Notify()
+	}
+	if done.State == store.JobDone && g.cfg.OnDone != nil {
+		g.cfg.OnDone(done)
 	}
 	return protocol.ResultReply{Verdict: tr.Verdict}, nil
 }

@@ -16,6 +16,7 @@ import (
 	"cel.dev/cel-go/interpreter"
 
 	"github.com/sparegrid/sparegrid/shared/dep8"
+	"github.com/sparegrid/sparegrid/shared/protocol"
 )
 
 // Defaults for Options.
@@ -212,6 +213,9 @@ type Request struct {
 	// request stands and waits, with PendingReason saying why.
 	Pending       bool
 	PendingReason string
+	// AptSources are the apt source lines the matching rules add to the
+	// testbed (Rule.AptSource), in rule order.
+	AptSources []string
 }
 
 type requestKey struct {
@@ -248,6 +252,11 @@ func (e *Engine) Expand(ctx context.Context, ev Event) (Expansion, error) {
 			}
 			if !slices.Contains(m.Rules, r.Name) {
 				m.Rules = append(m.Rules, r.Name)
+			}
+			for _, l := range q.AptSources {
+				if !slices.Contains(m.AptSources, l) {
+					m.AptSources = append(m.AptSources, l)
+				}
 			}
 			if q.Priority > m.Priority {
 				m.Priority, m.Lane = q.Priority, q.Lane
@@ -349,6 +358,18 @@ func (e *Engine) evalRule(ctx context.Context, r compiled, ev Event, g grid, lk 
 	if ev.Source != "" && ev.Version != "" {
 		triggers = []string{ev.Source + "/" + ev.Version}
 	}
+	var apt []string
+	if r.AptSource != "" {
+		line := strings.ReplaceAll(r.AptSource, ArtifactURLVar, ev.ArtifactURL)
+		switch {
+		case strings.Contains(r.AptSource, ArtifactURLVar) && ev.ArtifactURL == "":
+			out.Warnings = append(out.Warnings, "apt_source needs the event's artifact_url; the tests run without it")
+		case !protocol.ValidAptSource(line):
+			out.Warnings = append(out.Warnings, fmt.Sprintf("apt_source %q is not one sources.list line; the tests run without it", clip(line)))
+		default:
+			apt = []string{line}
+		}
+	}
 	reqs := make([]Request, 0, len(pkgs)*len(targets))
 	for _, p := range pkgs {
 		version := ""
@@ -368,6 +389,7 @@ func (e *Engine) evalRule(ctx context.Context, r compiled, ev Event, g grid, lk 
 				Rules:         []string{r.Name},
 				Pending:       pending,
 				PendingReason: why,
+				AptSources:    slices.Clone(apt),
 			})
 		}
 	}

@@ -553,3 +553,58 @@ func TestExpandConcurrent(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+func TestExpandAptSource(t *testing.T) {
+	rules := []Rule{
+		{Name: "from-artifact", When: "true", Packages: "triggered(event.source)", AptSource: "deb [trusted=yes] {artifact_url} ./"},
+		{Name: "mirror", When: "true", Packages: "['bar']", AptSource: "deb http://mirror.example.org/debian unstable main"},
+	}
+	e, err := New(rules, Options{Targets: TargetsFunc(staticTargets), ReverseDeps: defaultDeps()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name     string
+		artifact string
+		// want maps a package to its requests' apt sources.
+		want     map[string][]string
+		warnings int
+	}{
+		{"artifact url substituted", "http://ci.example.org/repo/",
+			map[string][]string{
+				"bar":    {"deb [trusted=yes] http://ci.example.org/repo/ ./", "deb http://mirror.example.org/debian unstable main"},
+				"baz":    {"deb [trusted=yes] http://ci.example.org/repo/ ./"},
+				"libfoo": {"deb [trusted=yes] http://ci.example.org/repo/ ./"},
+			}, 0},
+		{"no artifact url", "",
+			map[string][]string{"bar": {"deb http://mirror.example.org/debian unstable main"}, "baz": nil, "libfoo": nil}, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ev := upload()
+			ev.ArtifactURL = tt.artifact
+			x, err := e.Expand(t.Context(), ev)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := map[string][]string{}
+			for _, q := range x.Requests {
+				got[q.Package] = q.AptSources
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("apt sources per package mismatch (-want +got):\n%s", diff)
+			}
+			if n := len(x.Rules[0].Warnings); n != tt.warnings {
+				t.Errorf("rule warnings = %v, want %d", x.Rules[0].Warnings, tt.warnings)
+			}
+		})
+	}
+}
+
+func TestAptSourceChecked(t *testing.T) {
+	for _, line := range []string{"rpm http://x a b", "deb http://x\nsuite main", "deb {artifact_url}"} {
+		if err := Check([]Rule{{Name: "r", When: "true", AptSource: line}}); !errors.Is(err, ErrConfig) {
+			t.Errorf("Check(apt_source %q) = %v, want %v", line, err, ErrConfig)
+		}
+	}
+}

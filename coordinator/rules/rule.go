@@ -14,6 +14,7 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"github.com/sparegrid/sparegrid/shared/dep8"
+	"github.com/sparegrid/sparegrid/shared/protocol"
 )
 
 // Priorities run from MinPriority to MaxPriority; a higher number is more
@@ -50,7 +51,17 @@ type Rule struct {
 	// Lane names the queue lane the requests go to; empty means the
 	// coordinator's default lane.
 	Lane string `toml:"lane"`
+	// AptSource, when set, is an apt source line the requests add to the
+	// testbed, with "{artifact_url}" standing for the event's artifact
+	// URL: `deb [trusted=yes] {artifact_url} ./` installs an upload from
+	// the flat repository the build system published it in, so that the
+	// tests it triggers run against it.
+	AptSource string `toml:"apt_source"`
 }
+
+// ArtifactURLVar is the placeholder Rule.AptSource replaces with the
+// event's artifact URL.
+const ArtifactURLVar = "{artifact_url}"
 
 // ParseRules decodes a TOML document of [[rule]] tables strictly: a key
 // that is not a Rule field is an error. It does not compile the rules;
@@ -168,6 +179,9 @@ func compileRule(env *cel.Env, r Rule, progOpts []cel.ProgramOption) (compiled, 
 	c := compiled{Rule: r}
 	if r.Name == "" {
 		return c, errors.New("name is missing")
+	}
+	if r.AptSource != "" && !protocol.ValidAptSource(strings.ReplaceAll(r.AptSource, ArtifactURLVar, "http://example.org/")) {
+		return c, fmt.Errorf("apt_source %q: want one sources.list line starting with \"deb \" or \"deb-src \"", clip(r.AptSource))
 	}
 	if !validName(r.Name) {
 		return c, fmt.Errorf("name %q: want 1 to %d lower-case letters, digits, '.', '_' or '-', starting with a letter or digit", clip(r.Name), MaxNameLen)

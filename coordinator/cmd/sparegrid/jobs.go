@@ -126,9 +126,19 @@ func (a *app) printJob(j client.Job) error {
 	if s := j.Source; s != nil {
 		row(tw, "source", fmt.Sprintf("%s %s, %s, sha256:%s", s.Kind, s.Entry, humanSize(s.Size), s.SHA256))
 	}
+	if len(j.OnlyTests) > 0 {
+		row(tw, "only tests", strings.Join(j.OnlyTests, " "))
+	}
 	row(tw, "state", j.State)
 	if !j.Finished() {
 		row(tw, "stage", j.Stage)
+		row(tw, "queue", fmt.Sprintf("priority %d, lane %s", j.Priority, j.Lane))
+	}
+	if j.Pending != "" {
+		row(tw, "pending", j.Pending)
+	}
+	if j.ReusedFrom != nil {
+		row(tw, "reused from", fmt.Sprintf("job %d (not run again: same package, version, triggers, release, arch and harness)", *j.ReusedFrom))
 	}
 	row(tw, "verdict", string(j.Verdict))
 	if j.Reason != "" {

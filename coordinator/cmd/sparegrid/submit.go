@@ -32,6 +32,10 @@ type submitOptions struct {
 	source   string
 	wait     bool
 	force    bool
+	priority int
+	labels   []string
+	memoryMB int64
+	diskMB   int64
 }
 
 func (a *app) submitCommand() *cobra.Command {
@@ -52,6 +56,13 @@ A job that a blocklist rule blocks is refused with the rule and its reason
 reason then names the rule. --force also asks for a fresh run where the
 coordinator could reuse an earlier result with the same package, version,
 triggers, release, architecture and harness.
+
+--priority places the job in the queue (1 to 10, higher first; 7 by
+default, above the tests an upload triggers). --label, --memory and --disk
+send it only to agents that offer them. When the package's tests need
+more than some agents offer (isolation-machine, needs-reboot, ...), the
+tests those agents cannot run are split off to jobs of their own for the
+agents that can; a job no agent can take waits and says why.
 
 With --wait, sparegrid follows the job until it ends, then prints each
 test's result and the verdict on standard error, and exits with:
@@ -74,6 +85,10 @@ test's result and the verdict on standard error, and exits with:
 	f.StringVar(&o.source, "source", "", "source tree directory or .dsc to upload and test")
 	f.BoolVar(&o.wait, "wait", false, "wait for the result; the exit status tells the verdict")
 	f.BoolVar(&o.force, "force", false, "run even if a blocklist rule blocks the job or an earlier result could be reused")
+	f.IntVar(&o.priority, "priority", 0, "priority from 1 to 10, higher first (default 7)")
+	f.StringArrayVar(&o.labels, "label", nil, "run only on agents with this label; repeat for more")
+	f.Int64Var(&o.memoryMB, "memory", 0, "run only on agents whose testbeds may use this many MiB of memory")
+	f.Int64Var(&o.diskMB, "disk", 0, "run only on agents whose testbeds may use this many MiB of disk")
 	cmd.MarkFlagRequired("release")
 	return cmd
 }
@@ -90,7 +105,11 @@ func (a *app) submit(ctx context.Context, args []string, o submitOptions) error 
 			return err
 		}
 	}
-	req := client.SubmitRequest{Release: o.release, Arch: o.arch, Version: o.version, Triggers: o.triggers, Force: o.force}
+	if o.priority < 0 || o.priority > 10 {
+		return fmt.Errorf("--priority %d: use 1 to 10, higher first", o.priority)
+	}
+	req := client.SubmitRequest{Release: o.release, Arch: o.arch, Version: o.version, Triggers: o.triggers, Force: o.force,
+		Priority: o.priority, Labels: o.labels, MemoryMB: o.memoryMB, DiskMB: o.diskMB}
 	if len(args) == 1 {
 		req.Package = args[0]
 		if !dep8.ValidSource(req.Package) {
@@ -118,6 +137,12 @@ func (a *app) submit(ctx context.Context, args []string, o submitOptions) error 
 	fmt.Fprintln(a.stdout, job.ID)
 	if job.Reason != "" {
 		fmt.Fprintf(a.stderr, "job %d: %s\n", job.ID, clean(job.Reason))
+	}
+	for _, id := range job.SplitJobs {
+		fmt.Fprintf(a.stderr, "job %d: the tests its agents cannot run are split off to job %d (sparegrid show %d)\n", job.ID, id, id)
+	}
+	if job.Pending != "" {
+		fmt.Fprintf(a.stderr, "job %d waits: %s\n", job.ID, clean(job.Pending))
 	}
 	if !o.wait {
 		return nil
