@@ -13,6 +13,7 @@ import (
 	"sync"
 
 	"github.com/sparegrid/sparegrid/coordinator/archive"
+	"github.com/sparegrid/sparegrid/coordinator/dispatch"
 	"github.com/sparegrid/sparegrid/coordinator/rules"
 )
 
@@ -88,11 +89,9 @@ func newArchives(ctx context.Context, dataDir string, cfgs []archive.Config, log
 	return a, nil
 }
 
-// run polls every archive until ctx ends and returns a function that
-// waits for them to stop. Changes are logged; turning them into test
-// requests is the selection policy's work (docs/scheduling.md says what is
-// wired).
-func (a *archives) run(ctx context.Context) (wait func()) {
+// run polls every archive until ctx ends, handing what changed to the
+// dispatcher, and returns a function that waits for them to stop.
+func (a *archives) run(ctx context.Context, d *dispatch.Dispatcher) (wait func()) {
 	var wg sync.WaitGroup
 	for i, w := range a.watchers {
 		alog := a.logs[i]
@@ -105,6 +104,9 @@ func (a *archives) run(ctx context.Context) (wait func()) {
 					}
 				}
 				alog.Info("archive changed", "sources", len(changes), "testable", testable)
+				if _, err := d.Changes(ctx, changes); err != nil && ctx.Err() == nil {
+					alog.Error("cannot schedule the archive's changes", "err", err)
+				}
 			})
 		})
 		cfg := w.Config()
@@ -134,4 +136,40 @@ func (a *archives) Triggered(_ context.Context, source string) ([]string, error)
 	}
 	slices.Sort(out)
 	return slices.Compact(out), nil
+}
+
+// snapshots returns the latest snapshot of every archive's suites and
+// components.
+func (a *archives) snapshots() []archive.Snapshot {
+	var out []archive.Snapshot
+	for _, w := range a.watchers {
+		out = append(out, w.Snapshots()...)
+	}
+	return out
+}
+
+// architectures maps each watched suite to the architectures its archive
+// is configured with.
+func (a *archives) architectures() map[string][]string {
+	out := map[string][]string{}
+	for _, w := range a.watchers {
+		cfg := w.Config()
+		for _, s := range cfg.Suites {
+			out[s] = append(out[s], cfg.Architectures...)
+		}
+	}
+	return out
+}
+
+// aptSources maps each suite to the apt source lines of the archives that
+// add themselves to testbeds (archive.Config.TestbedSource).
+func (a *archives) aptSources() map[string][]string {
+	out := map[string][]string{}
+	for _, w := range a.watchers {
+		cfg := w.Config()
+		for _, s := range cfg.Suites {
+			out[s] = append(out[s], cfg.AptSources(s)...)
+		}
+	}
+	return out
 }

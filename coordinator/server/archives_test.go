@@ -18,7 +18,10 @@ import (
 	"time"
 
 	"github.com/sparegrid/sparegrid/coordinator/archive"
+	"github.com/sparegrid/sparegrid/coordinator/dispatch"
+	"github.com/sparegrid/sparegrid/coordinator/intake"
 	"github.com/sparegrid/sparegrid/coordinator/rules"
+	"github.com/sparegrid/sparegrid/coordinator/store/sqlite"
 )
 
 func TestFileState(t *testing.T) {
@@ -75,7 +78,8 @@ func TestWatchArchives(t *testing.T) {
 	if _, err := a.Triggered(ctx, "hello"); !errors.Is(err, rules.ErrTriggered) {
 		t.Errorf("Triggered before any poll = %v, want %v", err, rules.ErrTriggered)
 	}
-	wait := a.run(ctx)
+	db := sqlite.NewTemp(t)
+	wait := a.run(ctx, dispatch.New(dispatch.Config{Store: db, Intake: intake.New(intake.Config{Store: db}), Snapshots: a.snapshots}))
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		entries, _ := os.ReadDir(filepath.Join(data, ArchiveStateDir))

@@ -12,15 +12,19 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/sparegrid/sparegrid/coordinator/api"
 	"github.com/sparegrid/sparegrid/coordinator/auth"
 	"github.com/sparegrid/sparegrid/coordinator/blobs"
 	"github.com/sparegrid/sparegrid/coordinator/config"
+	"github.com/sparegrid/sparegrid/coordinator/dispatch"
 	"github.com/sparegrid/sparegrid/coordinator/gateway"
+	"github.com/sparegrid/sparegrid/coordinator/intake"
 	"github.com/sparegrid/sparegrid/coordinator/queue"
 	"github.com/sparegrid/sparegrid/coordinator/rules"
+	"github.com/sparegrid/sparegrid/coordinator/sched"
 	"github.com/sparegrid/sparegrid/coordinator/store/sqlite"
 	"github.com/sparegrid/sparegrid/shared/tlsutil"
 	"github.com/sparegrid/sparegrid/shared/transport"
@@ -104,6 +108,21 @@ func Run(ctx context.Context, o Options) error {
 	}
 	jobs := queue.NewNotifier()
 
+	pin, err := harnessPin(o.Config.Schedule.HarnessRevision)
+	if err != nil {
+		return err
+	}
+	arch, err := newArchives(ctx, o.DataDir, o.Config.Archives, o.Log.With("component", "archive"))
+	if err != nil {
+		return err
+	}
+	in := intake.New(intake.Config{Store: db, Agents: intake.StoreAgents(db), Harness: pin, ReleaseSources: arch.aptSources()})
+	disp := dispatch.New(dispatch.Config{
+		Store: db, Intake: in, Policy: policy(o.Config.Schedule), Snapshots: arch.snapshots,
+		Architectures: arch.architectures(), SweepEvery: sweepEvery(o.Config.Schedule, len(arch.watchers) > 0),
+		MaxAttempts: o.MaxAttempts, Notify: jobs.Notify, Log: o.Log.With("component", "scheduler"),
+	})
+
 	gw := gateway.New(gateway.Config{
 		Store:          db,
 		Blobs:          bs,
@@ -113,6 +132,7 @@ func Run(ctx context.Context, o Options) error {
 		LeaseTTL:       o.LeaseTTL,
 		RetryElsewhere: o.RetryElsewhere,
 		Demo:           o.Demo,
+		OnDone:         disp.Done,
 		Log:            o.Log.With("component", "gateway"),
 	})
 	ql, tl, err := listenAgents(o.AgentsAddr, tlsConf)
@@ -122,10 +142,6 @@ func Run(ctx context.Context, o Options) error {
 	defer ql.Close()
 	defer tl.Close()
 
-	arch, err := newArchives(ctx, o.DataDir, o.Config.Archives, o.Log.With("component", "archive"))
-	if err != nil {
-		return err
-	}
 	var rdeps rules.ReverseDeps = api.NoReverseDeps()
 	if len(arch.watchers) > 0 {
 		rdeps = arch
@@ -140,7 +156,7 @@ func Run(ctx context.Context, o Options) error {
 	}
 	hs := &http.Server{
 		Handler: api.New(api.Config{
-			Store: db, Blobs: bs, Jobs: jobs, MaxAttempts: o.MaxAttempts, Events: events,
+			Store: db, Blobs: bs, Jobs: jobs, MaxAttempts: o.MaxAttempts, Events: events, Intake: in,
 			Log: o.Log.With("component", "api"),
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -155,7 +171,11 @@ func Run(ctx context.Context, o Options) error {
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	defer arch.run(ctx)()
+	defer arch.run(ctx, disp)()
+	defer cancel()
+	var dispDone sync.WaitGroup
+	dispDone.Go(func() { disp.Run(ctx) })
+	defer dispDone.Wait()
 	defer cancel()
 	errc := make(chan error, 2)
 	go func() { errc <- gw.Serve(ctx, ql, tl) }()
@@ -225,4 +245,38 @@ func sharedPort(addr string, quicAddr net.Addr) (string, error) {
 		return "", fmt.Errorf("server: agent gateway bound to %q: %w", quicAddr, err)
 	}
 	return net.JoinHostPort(host, strconv.Itoa(int(ap.Port()))), nil
+}
+
+// harnessPin is the harness revision reused results must match: the
+// environment's SPAREGRID_HARNESS_REV, else the configuration's.
+func harnessPin(configured string) (intake.Pin, error) {
+	if env, ok := os.LookupEnv(HarnessRevEnv); ok {
+		p, err := intake.ParsePin(env)
+		if err != nil {
+			return nil, fmt.Errorf("server: %s: %w", HarnessRevEnv, err)
+		}
+		return p, nil
+	}
+	return intake.ParsePin(configured)
+}
+
+// HarnessRevEnv names the environment variable that pins the harness
+// revision reused results must match, over the configuration file.
+const HarnessRevEnv = "SPAREGRID_HARNESS_REV"
+
+// policy is the configured selection policy.
+func policy(s config.Schedule) sched.Policy {
+	if len(s.Policy) > 0 {
+		return sched.Exec{Argv: s.Policy, Timeout: s.PolicyTimeout}
+	}
+	return sched.Default{FanoutLimit: s.FanoutLimit}
+}
+
+// sweepEvery is how often the sweep runs: never without an archive to
+// sweep or when the configuration turns it off.
+func sweepEvery(s config.Schedule, archives bool) time.Duration {
+	if !archives || !s.SweepOn() {
+		return -1
+	}
+	return s.SweepEvery
 }
