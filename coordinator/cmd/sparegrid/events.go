@@ -21,7 +21,8 @@ func (a *app) eventsCommand() *cobra.Command {
 		Short: "List the events build systems posted, newest first",
 		Long: `Events are what build systems tell the grid: a new upload, a finished
 build, a new image. The coordinator's rules turn each event into test
-requests; a request no agent can serve now is kept as pending. "events
+requests; a request no agent can serve now still becomes a job, which
+waits for a capable agent and is shown as pending. "events
 show ID" says what every rule made of one event; "events post" posts one
 (with a maintainer's or an admin's token).`,
 		Args: cobra.NoArgs,
@@ -82,7 +83,8 @@ func eventRules(e client.Event) string {
 	return s
 }
 
-// eventJobs counts an event's jobs and pending requests.
+// eventJobs counts an event's jobs, and those of its requests that wait
+// for a capable agent.
 func eventJobs(e client.Event) string {
 	pending := 0
 	for _, q := range e.Requests {
@@ -92,7 +94,7 @@ func eventJobs(e client.Event) string {
 	}
 	s := strconv.Itoa(len(e.Jobs))
 	if pending > 0 {
-		s += fmt.Sprintf(" +%d pending", pending)
+		s += fmt.Sprintf(" (%d pending)", pending)
 	}
 	return s
 }
@@ -181,6 +183,12 @@ func (a *app) printEvent(w io.Writer, e client.Event) error {
 		}
 		if q.Job != nil {
 			job = strconv.FormatInt(*q.Job, 10)
+			for _, id := range q.SplitJobs {
+				job += " +" + strconv.FormatInt(id, 10)
+			}
+			if q.Pending {
+				job += " (pending: " + q.PendingReason + ")"
+			}
 		}
 		row(tw, "  "+q.Package, q.Version, q.Release+"/"+q.Arch, strconv.Itoa(q.Priority), q.Lane, job)
 	}

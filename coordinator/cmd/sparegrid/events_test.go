@@ -48,7 +48,7 @@ func TestEventsList(t *testing.T) {
 			want: []string{
 				"ID  RECEIVED  TYPE         SOURCE  VERSION  PRODUCER  RULES               JOBS",
 				"4   1m ago    image-built  -       -        ci?[2J    -                   0",
-				"3   5m ago    upload       libfoo  1.2-1    ci        uploads (1 failed)  1 +1 pending",
+				"3   5m ago    upload       libfoo  1.2-1    ci        uploads (1 failed)  1 (1 pending)",
 			},
 		},
 		{
