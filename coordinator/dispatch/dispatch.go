@@ -23,6 +23,7 @@ import (
 	"github.com/sparegrid/sparegrid/coordinator/intake"
 	"github.com/sparegrid/sparegrid/coordinator/sched"
 	"github.com/sparegrid/sparegrid/coordinator/store"
+	"github.com/sparegrid/sparegrid/coordinator/verdict"
 )
 
 // Defaults.
@@ -352,12 +353,19 @@ func (d *Dispatcher) Confirm(ctx context.Context, pkg string) ([]store.Job, erro
 			Priority: ConfirmPriority, Lane: store.LaneDefault, Reason: rr.Reason, SubmittedBy: "scheduler",
 			AvoidAgents: rr.AvoidAgents, MaxAttempts: d.cfg.MaxAttempts,
 		}
-		if len(rr.Tests) > 0 {
-			needs, err := d.partNeeds(ctx, rr.Package, rr.Tests)
-			if err != nil {
-				return jobs, err
+		// The confirmation runs as the failure did: the same test
+		// selection with its needs, and the same apt sources (the upload
+		// the trigger names may only be in the event's repository).
+		failed, err := d.failedJob(ctx, rr)
+		if err != nil {
+			return jobs, err
+		}
+		if failed != nil {
+			req.AptSources = failed.AptSources
+			if len(rr.Tests) > 0 {
+				n := failed.Needs
+				req.Tests, req.TestNeeds, req.Labels, req.MemoryMB, req.DiskMB = rr.Tests, n.Tests, n.Labels, n.MemoryMB, n.DiskMB
 			}
-			req.Tests, req.TestNeeds, req.Labels, req.MemoryMB, req.DiskMB = rr.Tests, needs.Tests, needs.Labels, needs.MemoryMB, needs.DiskMB
 		}
 		res, err := d.cfg.Intake.Submit(ctx, req)
 		if err != nil {
@@ -377,21 +385,23 @@ func (d *Dispatcher) Confirm(ctx context.Context, pkg string) ([]store.Job, erro
 	return jobs, nil
 }
 
-// partNeeds returns what the newest job of pkg that ran exactly the tests
-// named needed, so that a confirmation run of one part of a split goes
-// where that part can run.
-func (d *Dispatcher) partNeeds(ctx context.Context, pkg string, tests []string) (store.JobNeeds, error) {
-	jobs, err := d.cfg.Store.ListJobs(ctx, store.JobFilter{Package: pkg, Limit: store.PackageRunsLimit})
+// failedJob returns the newest job of the retry's package that ran what
+// the retry confirms (same version, release, arch, triggers and test
+// selection), nil when there is none.
+func (d *Dispatcher) failedJob(ctx context.Context, rr verdict.RetryRequest) (*store.Job, error) {
+	jobs, err := d.cfg.Store.ListJobs(ctx, store.JobFilter{Package: rr.Package, Limit: store.PackageRunsLimit})
 	if err != nil {
-		return store.JobNeeds{}, err
+		return nil, err
 	}
-	want := slices.Sorted(slices.Values(tests))
+	sorted := func(s []string) []string { return slices.Sorted(slices.Values(s)) }
 	for _, j := range jobs {
-		if slices.Equal(slices.Sorted(slices.Values(j.Tests)), want) {
-			return j.Needs, nil
+		if j.State == store.JobDone && j.ReusedFrom == nil && j.Version == rr.Version && j.Release == rr.Release &&
+			j.Arch == rr.Arch && slices.Equal(sorted(j.Triggers), sorted(rr.Triggers)) && slices.Equal(sorted(j.Tests), sorted(rr.Tests)) &&
+			slices.ContainsFunc(rr.AvoidAgents, func(id int64) bool { return j.AgentID != nil && *j.AgentID == id }) {
+			return &j, nil
 		}
 	}
-	return store.JobNeeds{}, nil
+	return nil, nil
 }
 
 // Run sweeps every SweepEvery and judges the packages Done names, until

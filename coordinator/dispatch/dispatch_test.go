@@ -200,9 +200,10 @@ func TestSweepOldestFirstUpToFreeAgents(t *testing.T) {
 func TestConfirmQueuesRunOnAnotherAgent(t *testing.T) {
 	g := newGrid(t, 2)
 	ctx := t.Context()
-	run := func(triggers []string, agent int64, v dep8.Verdict, at time.Time) store.Job {
+	run := func(triggers []string, agent int64, v dep8.Verdict, at time.Time, apt ...string) store.Job {
 		t.Helper()
-		j, err := g.db.CreateJob(ctx, store.Job{Package: "bar", Version: "1", Release: "bookworm", Arch: "amd64", Triggers: triggers, CreatedAt: at.Add(-time.Minute)})
+		j, err := g.db.CreateJob(ctx, store.Job{Package: "bar", Version: "1", Release: "bookworm", Arch: "amd64", Triggers: triggers,
+			AptSources: apt, CreatedAt: at.Add(-time.Minute)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -223,7 +224,8 @@ func TestConfirmQueuesRunOnAnotherAgent(t *testing.T) {
 		return done
 	}
 	run(nil, g.agents[0], dep8.VerdictPass, now.Add(-2*time.Hour))
-	failed := run([]string{"libfoo/2.0-1"}, g.agents[0], dep8.VerdictFail, now.Add(-time.Hour))
+	upload := "deb [trusted=yes] http://127.0.0.1:9/libfoo/ ./"
+	failed := run([]string{"libfoo/2.0-1"}, g.agents[0], dep8.VerdictFail, now.Add(-time.Hour), upload)
 
 	jobs, err := g.d.Confirm(ctx, "bar")
 	if err != nil {
@@ -235,6 +237,10 @@ func TestConfirmQueuesRunOnAnotherAgent(t *testing.T) {
 	c := jobs[0]
 	if !slices.Equal(c.AvoidAgents, []int64{g.agents[0]}) || c.Priority != ConfirmPriority || !slices.Equal(c.Triggers, failed.Triggers) || c.ReusedFrom != nil {
 		t.Errorf("confirmation job = %+v, want a fresh run of %v avoiding agent %d at priority %d", c, failed.Triggers, g.agents[0], ConfirmPriority)
+	}
+	// It installs what the failure installed: the upload's repository.
+	if !slices.Equal(c.AptSources, []string{upload}) {
+		t.Errorf("confirmation job apt sources = %q, want those of the failed job %q", c.AptSources, upload)
 	}
 	// Asked again while the confirmation is queued: nothing new.
 	if again, err := g.d.Confirm(ctx, "bar"); err != nil || len(again) != 0 {
