@@ -102,6 +102,7 @@ func (a *API) routes() {
 	m.HandleFunc("POST /api/v1/agents/claim", a.authed(a.claimAgent))
 	m.HandleFunc("POST /api/v1/agents/{id}/approve", a.admin(a.decideAgent(store.AgentApproved)))
 	m.HandleFunc("POST /api/v1/agents/{id}/reject", a.admin(a.decideAgent(store.AgentRejected)))
+	m.HandleFunc("PUT /api/v1/agents/{id}/labels", a.admin(a.setAgentLabels))
 	m.HandleFunc("POST /api/v1/sources", a.submitter(a.uploadSource))
 	m.HandleFunc("POST /api/v1/jobs", a.submitter(a.submitJob))
 	m.HandleFunc("GET /api/v1/jobs", a.listJobs)
@@ -328,7 +329,7 @@ func (a *API) whoami(w http.ResponseWriter, r *http.Request) error {
 func agentView(ag store.Agent) apiv1.Agent {
 	v := apiv1.Agent{
 		ID: ag.ID, Name: ag.Name, Owner: ag.Owner, State: string(ag.State), Claimed: ag.ClaimedAt != nil,
-		AutoApproved: ag.AutoApproved, Labels: ag.Labels, Capabilities: ag.Capabilities,
+		AutoApproved: ag.AutoApproved, Labels: ag.Labels, Capabilities: ag.Capabilities, Effective: effectiveCaps(ag),
 		PublicKey: ag.PublicKey, CreatedAt: ag.CreatedAt, LastSeen: ag.LastSeen,
 		DecidedBy: ag.DecidedBy, DecidedAt: ag.DecidedAt, Paused: ag.Paused, PausedAt: ag.PausedAt,
 	}

@@ -87,6 +87,11 @@ type Agent struct {
 	// Capabilities is what the agent last advertised, passed on as it
 	// sent it, or null when it never did; see ParseCapabilities.
 	Capabilities json.RawMessage `json:"capabilities"`
+	// Effective is what routing believes the agent's testbeds can do:
+	// what it advertised with the labels an admin set applied over it.
+	// It is null when the agent has advertised nothing usable, and shown
+	// whatever the agent's state, though only approved agents get jobs.
+	Effective *AgentCaps `json:"effective"`
 	// PublicKey is the raw 32-byte Ed25519 key, standard base64 on the
 	// wire.
 	PublicKey []byte     `json:"public_key"`
@@ -99,6 +104,28 @@ type Agent struct {
 	// failures, too little disk space); empty when it takes work.
 	Paused   string     `json:"paused"`
 	PausedAt *time.Time `json:"paused_at"`
+}
+
+// AgentCaps is what routing believes an agent's testbeds can do.
+type AgentCaps struct {
+	Arch    string `json:"arch"`
+	Backend string `json:"backend"`
+	// Isolation is "none", "container" or "machine".
+	Isolation        string   `json:"isolation"`
+	Root             bool     `json:"root"`
+	RevertFullSystem bool     `json:"revert_full_system"`
+	Reboot           bool     `json:"reboot"`
+	Internet         bool     `json:"internet"`
+	Labels           []string `json:"labels"`
+	// MemoryMB and DiskMB are what one testbed may use; 0 means unknown.
+	MemoryMB int64 `json:"memory_mb"`
+	DiskMB   int64 `json:"disk_mb"`
+}
+
+// AgentLabelsRequest is the body of PUT /agents/{id}/labels: the labels
+// an admin sets for the agent, replacing any earlier ones; [] clears them.
+type AgentLabelsRequest struct {
+	Labels []string `json:"labels"`
 }
 
 // Capabilities is what an agent advertises about itself.
@@ -216,6 +243,12 @@ type Job struct {
 	// OnlyTests, when not empty, are the only tests the job runs: the
 	// package's tests were split between agents that can run them.
 	OnlyTests []string `json:"only_tests"`
+	// AptSources are the sources.list lines the testbed adds before the
+	// tests, such as the repository of the upload that triggered the job.
+	AptSources []string `json:"apt_sources"`
+	// AvoidAgents are agents that must not take the job: those whose
+	// failure a confirmation run checks.
+	AvoidAgents []int64 `json:"avoid_agents"`
 	// Pending, for a queued job, says why no agent can take it now.
 	Pending string `json:"pending,omitempty"`
 	// SplitJobs, in the answer to a submission, are the other jobs the

@@ -38,6 +38,7 @@ func TestWireShapes(t *testing.T) {
 				Blobs:    []apiv1.Blob{{Name: "log", SHA256: "cd", Size: 9}},
 				LogURL:   "/api/v1/jobs/1/log",
 				Priority: 7, Lane: "default", ReusedFrom: &agent, OnlyTests: []string{"smoke"},
+				AptSources: []string{"deb [trusted=yes] http://ci.example.org/up/ ./"}, AvoidAgents: []int64{3},
 			},
 			out: new(apiv1.Job),
 			want: `{"id":1,"package":"hello","version":"2.10-3","release":"trixie","arch":"amd64",` +
@@ -48,28 +49,34 @@ func TestWireShapes(t *testing.T) {
 				`"exit_code":2,"tests":[{"name":"smoke","result":"FAIL","detail":"non-zero exit status 1"}],` +
 				`"harness":{"agent_version":"v1","autopkgtest_version":"5.40","backend":"overlay","image_digest":"sha256:aa"},` +
 				`"blobs":[{"name":"log","sha256":"cd","size":9}],"log_url":"/api/v1/jobs/1/log",` +
-				`"priority":7,"lane":"default","reused_from":7,"only_tests":["smoke"]}`,
+				`"priority":7,"lane":"default","reused_from":7,"only_tests":["smoke"],` +
+				`"apt_sources":["deb [trusted=yes] http://ci.example.org/up/ ./"],"avoid_agents":[3]}`,
 		},
 		{
 			name: "queued job keeps every field",
 			in: apiv1.Job{ID: 2, Package: "hello", Release: "trixie", Arch: "amd64", Triggers: []string{},
 				State: apiv1.StateQueued, SubmittedBy: "alice", CreatedAt: at, Tests: []dep8.Test{}, Blobs: []apiv1.Blob{},
-				Priority: 5, Lane: "sweep", OnlyTests: []string{}, Pending: "no approved agent offers trixie/amd64", SplitJobs: []int64{3}},
+				Priority: 5, Lane: "sweep", OnlyTests: []string{}, AptSources: []string{}, AvoidAgents: []int64{}, Pending: "no approved agent offers trixie/amd64", SplitJobs: []int64{3}},
 			out: new(apiv1.Job),
 			want: `{"id":2,"package":"hello","version":"","release":"trixie","arch":"amd64","triggers":[],"source":null,` +
 				`"state":"queued","verdict":"","attempt":0,"agent":null,"agent_name":"","owner":"","stage":"","reason":"",` +
 				`"transport":"","submitted_by":"alice","created_at":"2026-11-21T12:00:00Z","started_at":null,"finished_at":null,` +
 				`"exit_code":null,"tests":[],"harness":null,"blobs":[],"log_url":"","priority":5,"lane":"sweep","reused_from":null,` +
-				`"only_tests":[],"pending":"no approved agent offers trixie/amd64","split_jobs":[3]}`,
+				`"only_tests":[],"apt_sources":[],"avoid_agents":[],"pending":"no approved agent offers trixie/amd64","split_jobs":[3]}`,
 		},
 		{
 			name: "agent",
 			in: apiv1.Agent{ID: 3, Name: "box", Owner: "maint", State: apiv1.AgentApproved, Claimed: true, Labels: []string{},
-				Capabilities: json.RawMessage(`{"arch":"amd64"}`), PublicKey: []byte{0, 0, 0}, KeyID: "sha256:00",
+				Capabilities: json.RawMessage(`{"arch":"amd64"}`),
+				Effective: &apiv1.AgentCaps{Arch: "amd64", Backend: "overlay", Isolation: "container", Root: true,
+					RevertFullSystem: true, Internet: true, Labels: []string{"gpu"}, MemoryMB: 2048},
+				PublicKey: []byte{0, 0, 0}, KeyID: "sha256:00",
 				CreatedAt: at, LastSeen: &at, DecidedBy: "root", DecidedAt: &at},
 			out: new(apiv1.Agent),
 			want: `{"id":3,"name":"box","owner":"maint","state":"approved","claimed":true,"auto_approved":false,"labels":[],` +
-				`"capabilities":{"arch":"amd64"},"public_key":"AAAA","key_id":"sha256:00","created_at":"2026-11-21T12:00:00Z",` +
+				`"capabilities":{"arch":"amd64"},"effective":{"arch":"amd64","backend":"overlay","isolation":"container",` +
+				`"root":true,"revert_full_system":true,"reboot":false,"internet":true,"labels":["gpu"],"memory_mb":2048,"disk_mb":0},` +
+				`"public_key":"AAAA","key_id":"sha256:00","created_at":"2026-11-21T12:00:00Z",` +
 				`"last_seen":"2026-11-21T12:00:00Z","decided_by":"root","decided_at":"2026-11-21T12:00:00Z","paused":"","paused_at":null}`,
 		},
 		{

@@ -111,6 +111,19 @@ func (c *Client) ApproveAgent(ctx context.Context, id int64) (Agent, error) {
 	return a, err
 }
 
+// SetAgentLabels replaces the labels an admin set for an agent, which
+// routing applies over what the agent advertised (admin only); no labels
+// clears them. The coordinator refuses a label that is not one of the
+// forms docs/api.md lists with ErrBadRequest.
+func (c *Client) SetAgentLabels(ctx context.Context, id int64, labels []string) (Agent, error) {
+	if labels == nil {
+		labels = []string{}
+	}
+	var a Agent
+	err := c.doJSON(ctx, http.MethodPut, "/agents/"+strconv.FormatInt(id, 10)+"/labels", nil, apiv1.AgentLabelsRequest{Labels: labels}, &a)
+	return a, err
+}
+
 // RejectAgent refuses an agent (admin only).
 func (c *Client) RejectAgent(ctx context.Context, id int64) (Agent, error) {
 	var a Agent

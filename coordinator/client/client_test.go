@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/sparegrid/sparegrid/coordinator/apiv1"
 	"github.com/sparegrid/sparegrid/coordinator/client"
 	"github.com/sparegrid/sparegrid/coordinator/client/clienttest"
 	"github.com/sparegrid/sparegrid/shared/dep8"
@@ -546,5 +548,78 @@ func TestEvents(t *testing.T) {
 	}
 	if _, err := anon.Event(t.Context(), 99); !errors.Is(err, client.ErrNotFound) {
 		t.Errorf("Event(99) error = %v, want %v", err, client.ErrNotFound)
+	}
+}
+
+func TestSetAgentLabels(t *testing.T) {
+	agent := `{"id":7,"name":"box","labels":["gpu","isolation=machine"],"capabilities":null,` +
+		`"effective":{"arch":"amd64","backend":"overlay","isolation":"machine","root":true,"revert_full_system":true,` +
+		`"reboot":false,"internet":true,"labels":["gpu"],"memory_mb":0,"disk_mb":0}}`
+	tests := []struct {
+		name     string
+		labels   []string
+		status   int
+		answer   string
+		wantBody string
+		want     client.Agent
+		wantErr  error
+	}{
+		{
+			name:     "set",
+			labels:   []string{"isolation=machine", "gpu"},
+			status:   http.StatusOK,
+			answer:   agent,
+			wantBody: `{"labels":["isolation=machine","gpu"]}`,
+			want: client.Agent{ID: 7, Name: "box", Labels: []string{"gpu", "isolation=machine"}, Capabilities: json.RawMessage("null"),
+				Effective: &apiv1.AgentCaps{Arch: "amd64", Backend: "overlay", Isolation: "machine", Root: true, RevertFullSystem: true,
+					Internet: true, Labels: []string{"gpu"}}},
+		},
+		{
+			name:     "nil clears",
+			status:   http.StatusOK,
+			answer:   `{"id":7,"labels":[],"capabilities":null,"effective":null}`,
+			wantBody: `{"labels":[]}`,
+			want:     client.Agent{ID: 7, Labels: []string{}, Capabilities: json.RawMessage("null")},
+		},
+		{
+			name:     "refused",
+			labels:   []string{"reboot=maybe"},
+			status:   http.StatusBadRequest,
+			answer:   `{"error":{"code":"bad_request","message":"agent label \"reboot=maybe\": want yes or no"}}`,
+			wantBody: `{"labels":["reboot=maybe"]}`,
+			wantErr:  client.ErrBadRequest,
+		},
+		{
+			name:     "unknown agent",
+			labels:   []string{"gpu"},
+			status:   http.StatusNotFound,
+			answer:   `{"error":{"code":"not_found","message":"store: not found: agent 7"}}`,
+			wantBody: `{"labels":["gpu"]}`,
+			wantErr:  client.ErrNotFound,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var method, path, auth, body string
+			hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				b, _ := io.ReadAll(r.Body)
+				method, path, auth, body = r.Method, r.URL.Path, r.Header.Get("Authorization"), string(b)
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(tt.status)
+				w.Write([]byte(tt.answer))
+			}))
+			t.Cleanup(hs.Close)
+			got, err := client.New(hs.URL, adminToken, nil).SetAgentLabels(t.Context(), 7, tt.labels)
+			if !errors.Is(err, tt.wantErr) {
+				t.Fatalf("SetAgentLabels(7, %q) error = %v, want %v", tt.labels, err, tt.wantErr)
+			}
+			sent := method + " " + path + " " + auth + " " + body
+			if want := "PUT /api/v1/agents/7/labels Bearer " + adminToken + " " + tt.wantBody; sent != want {
+				t.Errorf("SetAgentLabels(7, %q) sent %q, want %q", tt.labels, sent, want)
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("SetAgentLabels(7, %q) mismatch (-want +got):\n%s", tt.labels, diff)
+			}
+		})
 	}
 }

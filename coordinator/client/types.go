@@ -14,6 +14,8 @@ type (
 	CreateAccountRequest = apiv1.CreateAccountRequest
 	// Agent is a machine that runs tests for the grid.
 	Agent = apiv1.Agent
+	// AgentCaps is what routing believes an agent can do.
+	AgentCaps = apiv1.AgentCaps
 	// Capabilities is what an agent last advertised about itself.
 	Capabilities = apiv1.Capabilities
 	// Blob is a log or artifact a result uploaded.

@@ -36,6 +36,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/sparegrid/sparegrid/shared/dep8"
@@ -112,6 +115,12 @@ type Store interface {
 	// Recording the reason it already has keeps the earlier time.
 	// ErrNotFound for an unknown id.
 	PauseAgent(ctx context.Context, id int64, reason string, at time.Time) error
+	// SetAgentLabels replaces the labels an admin set for the agent with
+	// labels, sorted and without duplicates (see NormalizeAgentLabels),
+	// and returns the agent; no labels clears them. ErrInvalid (an
+	// *InvalidError) when NormalizeAgentLabels refuses them, ErrNotFound
+	// for an unknown id.
+	SetAgentLabels(ctx context.Context, id int64, labels []string) (Agent, error)
 
 	// AddBlob records a blob held by the file store. Adding the same blob
 	// again is a no-op. ErrInvalid when the sum is not lower-case hex
@@ -249,4 +258,53 @@ type Store interface {
 	// ListEvents returns the newest events, newest first, at most limit
 	// of them (DefaultEventLimit when limit is not positive).
 	ListEvents(ctx context.Context, limit int) ([]Event, error)
+}
+
+// MaxAgentLabels is how many labels an admin may set for one agent.
+const MaxAgentLabels = 32
+
+// NormalizeAgentLabels returns the labels an admin sets for an agent
+// sorted and without duplicates, or, as an *InvalidError, why they cannot
+// be set: a label that is not one of the forms dep8.ApplyAdminLabels
+// takes, more than MaxAgentLabels of them, or two that contradict each
+// other (isolation=container and isolation=machine, gpu and -gpu), whose
+// outcome would depend on their order.
+func NormalizeAgentLabels(labels []string) ([]string, error) {
+	out := slices.Compact(slices.Sorted(slices.Values(labels)))
+	if len(out) > MaxAgentLabels {
+		return nil, invalid("%d agent labels; at most %d may be set", len(out), MaxAgentLabels)
+	}
+	type subject struct {
+		capability bool
+		name       string
+	}
+	seen := make(map[subject]string, len(out))
+	for _, l := range out {
+		if _, err := dep8.ApplyAdminLabels(dep8.AgentCaps{}, []string{l}); err != nil {
+			return nil, invalid("agent label %q: %s", l, labelProblem(err))
+		}
+		s := subject{name: strings.TrimPrefix(l, "-")}
+		if key, _, ok := strings.Cut(l, "="); ok {
+			s = subject{capability: true, name: key}
+		}
+		if other, ok := seen[s]; ok {
+			return nil, invalid("agent labels %q and %q contradict each other; keep one", other, l)
+		}
+		seen[s] = l
+	}
+	if len(out) == 0 {
+		return nil, nil
+	}
+	return out, nil
+}
+
+// labelProblem says what is wrong with the one label ApplyAdminLabels
+// refused with err.
+func labelProblem(err error) string {
+	if multi, ok := err.(interface{ Unwrap() []error }); ok {
+		if errs := multi.Unwrap(); len(errs) > 1 {
+			return errs[len(errs)-1].Error()
+		}
+	}
+	return fmt.Sprintf("want CAPABILITY=VALUE, -NAME or NAME, where NAME is 1 to %d characters from a-z, 0-9 and \"._:-\" starting with a letter or digit", dep8.MaxLabelLen)
 }

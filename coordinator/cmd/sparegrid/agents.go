@@ -16,7 +16,7 @@ import (
 func (a *app) agentsCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "agents",
-		Short: "List, claim, approve and reject agents",
+		Short: "List, claim, approve, reject and label agents",
 	}
 	cmd.AddCommand(
 		a.agentsListCommand(),
@@ -24,6 +24,7 @@ func (a *app) agentsCommand() *cobra.Command {
 		a.agentsClaimCommand(),
 		a.agentsDecideCommand("approve", "Approve an agent so it may take jobs (admin)", (*client.Client).ApproveAgent),
 		a.agentsDecideCommand("reject", "Reject an agent (admin)", (*client.Client).RejectAgent),
+		a.agentsLabelCommand(),
 	)
 	return cmd
 }
@@ -95,7 +96,8 @@ func (a *app) agentsShowCommand() *cobra.Command {
 				row(tw, "auto-approved", "true")
 			}
 			row(tw, "decided", decided(ag))
-			row(tw, "labels", strings.Join(ag.Labels, ", "))
+			row(tw, "admin labels", strings.Join(ag.Labels, " "))
+			row(tw, "routing sees", effectiveLine(ag))
 			cp, err := ag.ParseCapabilities()
 			if err != nil {
 				return err
@@ -192,4 +194,92 @@ func (a *app) agentsDecideCommand(verb, short string, decide func(*client.Client
 			return nil
 		},
 	}
+}
+
+func (a *app) agentsLabelCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "label ID [LABEL...]",
+		Short: "Set the labels that override what an agent claims (admin)",
+		Long: `Set an agent's admin labels, replacing those it had; with no LABEL, clear
+them. Routing applies them over what the agent advertises, so they describe
+what an agent cannot say about itself, or says wrongly:
+
+  isolation=none|container|machine   how far a testbed is kept from its host
+  reboot=yes|no                      whether a test may reboot the testbed
+  internet=yes|no                    whether a test may reach beyond the archive
+  root=yes|no                        whether tests get root on the testbed
+  revert-full-system=yes|no          whether a revert undoes all a test did
+  memory-mb=N, disk-mb=N             what one testbed may use
+  NAME                               adds the label NAME, which requests can ask for
+  -NAME                              removes the label NAME the agent claims
+
+A NAME is 1 to 64 characters from a-z, 0-9 and "._:-", starting with a
+letter or digit. An agent has at most 32 labels, and two that contradict
+each other (isolation=none and isolation=machine, gpu and -gpu) are refused.
+Put labels that start with "-" after "--", so they are not read as flags.
+
+"sparegrid agents show ID" prints the labels and what routing believes.`,
+		Example: `  sparegrid agents label 7 isolation=machine reboot=yes gpu
+  sparegrid agents label 7 -- -big
+  sparegrid agents label 7`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := parseID("agent", args[0])
+			if err != nil {
+				return err
+			}
+			c, err := a.client(true)
+			if err != nil {
+				return err
+			}
+			ag, err := c.SetAgentLabels(cmd.Context(), id, args[1:])
+			if err != nil {
+				return err
+			}
+			labels := "no admin labels"
+			if len(ag.Labels) > 0 {
+				labels = "admin labels " + strings.Join(ag.Labels, " ")
+			}
+			fmt.Fprintf(a.stderr, "agent %d (%s) now has %s\nrouting sees: %s\n", ag.ID, clean(ag.Name), clean(labels), clean(effectiveLine(ag)))
+			return nil
+		},
+	}
+	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
+		return fmt.Errorf("%w; put labels that start with \"-\" after \"--\": sparegrid agents label ID -- -NAME", err)
+	})
+	return cmd
+}
+
+// effectiveLine describes what routing believes an agent's testbeds can
+// do, in the words of admin labels.
+func effectiveLine(ag client.Agent) string {
+	c := ag.Effective
+	if c == nil {
+		return "nothing until the agent advertises its capabilities"
+	}
+	yesNo := func(b bool) string {
+		if b {
+			return "yes"
+		}
+		return "no"
+	}
+	words := []string{
+		c.Arch + " " + c.Backend + ":",
+		"isolation=" + c.Isolation,
+		"root=" + yesNo(c.Root),
+		"revert-full-system=" + yesNo(c.RevertFullSystem),
+		"reboot=" + yesNo(c.Reboot),
+		"internet=" + yesNo(c.Internet),
+	}
+	if c.MemoryMB > 0 {
+		words = append(words, "memory-mb="+strconv.FormatInt(c.MemoryMB, 10))
+	}
+	if c.DiskMB > 0 {
+		words = append(words, "disk-mb="+strconv.FormatInt(c.DiskMB, 10))
+	}
+	line := strings.Join(words, " ")
+	if len(c.Labels) > 0 {
+		line += "; labels " + strings.Join(c.Labels, " ")
+	}
+	return line
 }

@@ -233,3 +233,32 @@ func nonNil[T any](s []T) []T {
 	}
 	return s
 }
+
+// SetAgentLabels implements store.Store.
+func (db *DB) SetAgentLabels(ctx context.Context, id int64, labels []string) (store.Agent, error) {
+	labels, err := store.NormalizeAgentLabels(labels)
+	if err != nil {
+		return store.Agent{}, err
+	}
+	b, err := json.Marshal(nonNil(labels))
+	if err != nil {
+		return store.Agent{}, err
+	}
+	var out store.Agent
+	err = db.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE agents SET labels = ? WHERE id = ?`, string(b), id)
+		if err != nil {
+			return err
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return fmt.Errorf("%w: agent %d", store.ErrNotFound, id)
+		}
+		out, err = getAgent(ctx, tx, id)
+		return err
+	})
+	return out, err
+}

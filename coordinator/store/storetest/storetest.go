@@ -35,6 +35,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"ClaimAgent", testClaimAgent},
 		{"DecideAgent", testDecideAgent},
 		{"SeenAgent", testSeenAgent},
+		{"SetAgentLabels", testSetAgentLabels},
 		{"Blobs", testBlobs},
 		{"CreateJob", testCreateJob},
 		{"ListJobs", testListJobs},
