@@ -142,15 +142,11 @@ func TestRegression(t *testing.T) {
 		t.Fatalf("event request = %+v, want sgfoo-user on bookworm/amd64 with trigger sgfoo/2.0, not pending", q)
 	}
 	firstID := *q.Job
-	db := openDB(t, c)
-	var apt string
-	if err := db.QueryRow(`SELECT apt_sources FROM jobs WHERE id = ?`, firstID).Scan(&apt); err != nil {
-		t.Fatal(err)
-	}
+	apt := c.Show(t, itoa(firstID)).AptSources
 	wantBase := "deb [trusted=yes] " + baseURL + "/ bookworm main"
 	wantProposed := "deb [trusted=yes] " + proposedURL + "/ ./"
-	if !strings.Contains(apt, wantBase) || !strings.Contains(apt, wantProposed) {
-		t.Errorf("job %d apt sources = %s, want %q and %q", firstID, apt, wantBase, wantProposed)
+	if !slices.Contains(apt, wantBase) || !slices.Contains(apt, wantProposed) {
+		t.Errorf("job %d apt sources = %q, want %q and %q", firstID, apt, wantBase, wantProposed)
 	}
 
 	// The failure, its confirmation on the other agent, the verdict.
@@ -200,15 +196,11 @@ func TestRegression(t *testing.T) {
 	if first.Agent == nil || confirm.Agent == nil || *first.Agent == *confirm.Agent {
 		t.Errorf("job %d ran on agent %v and its confirmation %d on %v; want two agents", first.ID, first.Agent, confirm.ID, confirm.Agent)
 	}
-	var avoid, confirmApt string
-	if err := db.QueryRow(`SELECT avoid_agents, apt_sources FROM jobs WHERE id = ?`, confirmID).Scan(&avoid, &confirmApt); err != nil {
-		t.Fatal(err)
+	if first.Agent != nil && !slices.Equal(confirm.AvoidAgents, []int64{*first.Agent}) {
+		t.Errorf("confirmation job %d avoids agents %v, want [%d]", confirmID, confirm.AvoidAgents, *first.Agent)
 	}
-	if first.Agent != nil && avoid != fmt.Sprintf("[%d]", *first.Agent) {
-		t.Errorf("confirmation job %d avoids agents %s, want [%d]", confirmID, avoid, *first.Agent)
-	}
-	if confirmApt != apt {
-		t.Errorf("confirmation job %d has apt sources %s, want those of job %d: %s", confirmID, confirmApt, firstID, apt)
+	if !slices.Equal(confirm.AptSources, apt) {
+		t.Errorf("confirmation job %d has apt sources %q, want those of job %d: %q", confirmID, confirm.AptSources, firstID, apt)
 	}
 	for _, j := range []harness.Job{first, confirm} {
 		log := c.MustCLI(t, "", "log", itoa(j.ID))

@@ -29,10 +29,8 @@ func (a *API) jobView(ctx context.Context, j store.Job) (apiv1.Job, error) {
 		Agent: j.AgentID, Stage: j.Stage, Reason: j.Reason, Transport: j.Transport,
 		SubmittedBy: j.SubmittedBy, CreatedAt: j.CreatedAt, StartedAt: j.StartedAt, FinishedAt: j.FinishedAt,
 		Tests: []dep8.Test{}, Blobs: []apiv1.Blob{},
-		Priority: j.Priority, Lane: j.Lane, ReusedFrom: j.ReusedFrom, OnlyTests: j.Tests,
-	}
-	if v.OnlyTests == nil {
-		v.OnlyTests = []string{}
+		Priority: j.Priority, Lane: j.Lane, ReusedFrom: j.ReusedFrom, OnlyTests: nonNil(j.Tests),
+		AptSources: nonNil(j.AptSources), AvoidAgents: nonNil(j.AvoidAgents),
 	}
 	if v.Triggers == nil {
 		v.Triggers = []string{}

@@ -121,6 +121,10 @@ type Job struct {
 		SHA256 string `json:"sha256"`
 		Size   int64  `json:"size"`
 	} `json:"blobs"`
+	Triggers    []string `json:"triggers"`
+	AptSources  []string `json:"apt_sources"`
+	AvoidAgents []int64  `json:"avoid_agents"`
+	ReusedFrom  *int64   `json:"reused_from"`
 }
 
 // Show returns `sparegrid show ID --json`.

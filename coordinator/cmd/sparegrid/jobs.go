@@ -137,6 +137,16 @@ func (a *app) printJob(j client.Job) error {
 	if j.Pending != "" {
 		row(tw, "pending", j.Pending)
 	}
+	for _, l := range j.AptSources {
+		row(tw, "apt source", l)
+	}
+	if len(j.AvoidAgents) > 0 {
+		ids := make([]string, len(j.AvoidAgents))
+		for i, id := range j.AvoidAgents {
+			ids[i] = strconv.FormatInt(id, 10)
+		}
+		row(tw, "avoids agents", strings.Join(ids, " "))
+	}
 	if j.ReusedFrom != nil {
 		row(tw, "reused from", fmt.Sprintf("job %d (not run again: same package, version, triggers, release, arch and harness)", *j.ReusedFrom))
 	}
