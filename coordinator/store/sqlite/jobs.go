@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -309,21 +310,16 @@ func (db *DB) LeaseJob(ctx context.Context, p store.LeaseParams) (*store.Job, er
 		if len(p.Releases) == 0 {
 			return nil
 		}
-		args := []any{p.Arch}
+		where := ` WHERE state = 'queued' AND arch = ? AND lane = ? AND release IN (` +
+			strings.TrimSuffix(strings.Repeat("?,", len(p.Releases)), ",") + `)
+			AND NOT EXISTS (SELECT 1 FROM json_each(jobs.avoid_agents) a WHERE a.value = ?)`
+		args := []any{p.Arch, ""}
 		for _, r := range p.Releases {
 			args = append(args, r)
 		}
-		marks := strings.TrimSuffix(strings.Repeat("?,", len(p.Releases)), ",")
-		// Lanes share the grid in proportion to the priority of their
-		// next job, counted over the leases of the last LaneWindow.
-		q := `WITH served (l, n) AS (SELECT lane, COUNT(*) FROM jobs WHERE started_at >= ? GROUP BY lane) ` +
-			strings.Replace(jobSelect, "FROM jobs", "FROM jobs LEFT JOIN served ON served.l = jobs.lane", 1) +
-			` WHERE state = 'queued' AND arch = ? AND release IN (` + marks + `)
-			AND NOT EXISTS (SELECT 1 FROM json_each(jobs.avoid_agents) a WHERE a.value = ?)`
-		args = append([]any{nanos(now.Add(-store.LaneWindow))}, args...)
 		args = append(args, p.AgentID)
 		if p.RetryElsewhere > 0 {
-			q += ` AND NOT (retry_agent_id IS NOT NULL AND retry_agent_id = ? AND requeued_at > ?
+			where += ` AND NOT (retry_agent_id IS NOT NULL AND retry_agent_id = ? AND requeued_at > ?
 				AND EXISTS (SELECT 1 FROM agents o WHERE o.id != ? AND o.state = 'approved' AND o.paused = ''
 					AND o.last_seen >= ? AND json_valid(CAST(o.capabilities AS TEXT))
 					AND json_extract(CAST(o.capabilities AS TEXT), '$.arch') = jobs.arch
@@ -331,7 +327,7 @@ func (db *DB) LeaseJob(ctx context.Context, p store.LeaseParams) (*store.Job, er
 						WHERE r.value = jobs.release)))`
 			args = append(args, p.AgentID, nanos(now.Add(-p.RetryElsewhere)), p.AgentID, nanos(p.OnlineSince))
 		}
-		id, err := firstLeasable(ctx, tx, q+` ORDER BY (COALESCE(served.n, 0) + 1.0) / priority, priority DESC, id`, args, p.Exclude)
+		id, err := rankedLeasable(ctx, tx, p.Arch, now, where, args, p.Exclude)
 		if err != nil || id == 0 {
 			return err
 		}
@@ -350,24 +346,140 @@ func (db *DB) LeaseJob(ctx context.Context, p store.LeaseParams) (*store.Job, er
 	return out, nil
 }
 
-// firstLeasable returns the id of the first job q selects that exclude,
-// when set, does not pass over; 0 when there is none.
-func firstLeasable(ctx context.Context, tx *sql.Tx, q string, args []any, exclude func(store.Job) bool) (int64, error) {
-	rows, err := tx.QueryContext(ctx, q, args...)
+// leaseBatch is how many jobs of one lane rankedLeasable reads at a time.
+const leaseBatch = 32
+
+// laneCursor walks one lane's queued jobs in the lane's own order
+// (priority, then age), a batch at a time.
+type laneCursor struct {
+	lane   string
+	served int
+	jobs   []store.Job
+	offset int
+	done   bool
+}
+
+// rankedLeasable returns the id of the job LeaseJob should lease: among
+// the queued jobs for arch that where (with args, whose second is the
+// lane) selects, the first by rank (leases of its lane in the last
+// LaneWindow + 1) / priority, then priority, then age, that exclude does
+// not pass over; 0 when there is none. Within a lane the rank follows the
+// lane's own order, so only the head of each lane is compared: each lane
+// is read in batches from the jobs_queue_lane index, never sorted whole.
+func rankedLeasable(ctx context.Context, tx *sql.Tx, arch string, now time.Time, where string, args []any, exclude func(store.Job) bool) (int64, error) {
+	lanes, err := queuedLanes(ctx, tx, arch)
+	if err != nil || len(lanes) == 0 {
+		return 0, err
+	}
+	served := map[string]int{}
+	rows, err := tx.QueryContext(ctx, `SELECT lane, COUNT(*) FROM jobs WHERE started_at >= ? GROUP BY lane`,
+		nanos(now.Add(-store.LaneWindow)))
 	if err != nil {
 		return 0, err
 	}
-	defer rows.Close()
 	for rows.Next() {
-		j, err := scanJob(rows)
-		if err != nil {
+		var lane string
+		var n int
+		if err := rows.Scan(&lane, &n); err != nil {
+			rows.Close()
 			return 0, err
 		}
-		if exclude == nil || !exclude(j) {
-			return j.ID, nil
-		}
+		served[lane] = n
 	}
-	return 0, rows.Err()
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, err
+	}
+	cursors := make([]*laneCursor, len(lanes))
+	for i, l := range lanes {
+		cursors[i] = &laneCursor{lane: l, served: served[l]}
+	}
+	q := jobSelect + where + ` ORDER BY priority DESC, id LIMIT ? OFFSET ?`
+	head := func(c *laneCursor) (*store.Job, error) {
+		if len(c.jobs) == 0 && !c.done {
+			a := append(slices.Clone(args), leaseBatch, c.offset)
+			a[1] = c.lane
+			rows, err := tx.QueryContext(ctx, q, a...)
+			if err != nil {
+				return nil, err
+			}
+			defer rows.Close()
+			for rows.Next() {
+				j, err := scanJob(rows)
+				if err != nil {
+					return nil, err
+				}
+				c.jobs = append(c.jobs, j)
+			}
+			if err := rows.Err(); err != nil {
+				return nil, err
+			}
+			c.offset += len(c.jobs)
+			c.done = len(c.jobs) < leaseBatch
+		}
+		if len(c.jobs) == 0 {
+			return nil, nil
+		}
+		return &c.jobs[0], nil
+	}
+	for {
+		var best *laneCursor
+		var bestJob *store.Job
+		for _, c := range cursors {
+			j, err := head(c)
+			if err != nil {
+				return 0, err
+			}
+			if j != nil && (bestJob == nil || ranksBefore(*j, c.served, *bestJob, best.served)) {
+				best, bestJob = c, j
+			}
+		}
+		if bestJob == nil {
+			return 0, nil
+		}
+		if exclude == nil || !exclude(*bestJob) {
+			return bestJob.ID, nil
+		}
+		best.jobs = best.jobs[1:]
+	}
+}
+
+// ranksBefore reports whether job a, whose lane got servedA leases in the
+// window, ranks before job b, whose lane got servedB: a lower
+// (served + 1) / priority, then a higher priority, then older.
+func ranksBefore(a store.Job, servedA int, b store.Job, servedB int) bool {
+	// (servedA+1)/a.Priority < (servedB+1)/b.Priority, in integers.
+	l, r := (servedA+1)*b.Priority, (servedB+1)*a.Priority
+	if l != r {
+		return l < r
+	}
+	if a.Priority != b.Priority {
+		return a.Priority > b.Priority
+	}
+	return a.ID < b.ID
+}
+
+// queuedLanes returns the lanes that have queued jobs for arch, walking
+// the jobs_queue_lane index one lane at a time.
+func queuedLanes(ctx context.Context, tx *sql.Tx, arch string) ([]string, error) {
+	rows, err := tx.QueryContext(ctx, `WITH RECURSIVE l (lane) AS (
+			SELECT MIN(lane) FROM jobs WHERE state = 'queued' AND arch = ?1
+			UNION ALL
+			SELECT (SELECT MIN(lane) FROM jobs WHERE state = 'queued' AND arch = ?1 AND lane > l.lane) FROM l WHERE l.lane IS NOT NULL)
+		SELECT lane FROM l WHERE lane IS NOT NULL`, arch)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var l string
+		if err := rows.Scan(&l); err != nil {
+			return nil, err
+		}
+		out = append(out, l)
+	}
+	return out, rows.Err()
 }
 
 // holds returns the job when ref holds its lease at now.
