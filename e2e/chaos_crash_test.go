@@ -36,6 +36,19 @@ const loadRelease = "sgload"
 // and returns its id.
 func enrolAgent(t *testing.T, c *harness.Coordinator, state, owner, ownerToken, name string) int64 {
 	t.Helper()
+	return enrolWith(t, c, state, owner, ownerToken, name, func() {
+		tb := harness.Run(t, nil, "sparegrid-agent", "testbed", "build", "--release", "bookworm", "--state", state)
+		if tb.Code != 0 {
+			t.Fatalf("testbed build = exit %d: %s", tb.Code, tb.Stderr)
+		}
+	})
+}
+
+// enrolWith registers a real agent in state under owner, runs prepare (which
+// gives it its testbed images), has the owner claim it and the admin
+// approve it, and returns its id.
+func enrolWith(t *testing.T, c *harness.Coordinator, state, owner, ownerToken, name string, prepare func()) int64 {
+	t.Helper()
 	r := c.Register(t, state, owner, c.CASHA256, name)
 	if r.Code != 0 {
 		t.Fatalf("register = exit %d: %s", r.Code, r.Stderr)
@@ -47,10 +60,7 @@ func enrolAgent(t *testing.T, c *harness.Coordinator, state, owner, ownerToken, 
 	if err := json.Unmarshal([]byte(r.Stdout), &reg); err != nil || reg.AgentID == 0 {
 		t.Fatalf("register --json printed %q (%v)", r.Stdout, err)
 	}
-	tb := harness.Run(t, nil, "sparegrid-agent", "testbed", "build", "--release", "bookworm", "--state", state)
-	if tb.Code != 0 {
-		t.Fatalf("testbed build = exit %d: %s", tb.Code, tb.Stderr)
-	}
+	prepare()
 	c.MustCLI(t, ownerToken, "agents", "claim", reg.ClaimCode)
 	c.MustCLI(t, c.AdminToken, "agents", "approve", itoa(reg.AgentID))
 	return reg.AgentID

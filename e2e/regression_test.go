@@ -229,26 +229,14 @@ func TestRegression(t *testing.T) {
 // of those in from, so the bookworm image is built once.
 func enrolCopy(t *testing.T, c *harness.Coordinator, from, state, owner, ownerToken, name string) int64 {
 	t.Helper()
-	r := c.Register(t, state, owner, c.CASHA256, name)
-	if r.Code != 0 {
-		t.Fatalf("register = exit %d: %s", r.Code, r.Stderr)
-	}
-	var reg struct {
-		AgentID   int64  `json:"agent_id"`
-		ClaimCode string `json:"claim_code"`
-	}
-	if err := json.Unmarshal([]byte(r.Stdout), &reg); err != nil || reg.AgentID == 0 {
-		t.Fatalf("register --json printed %q (%v)", r.Stdout, err)
-	}
-	if err := os.MkdirAll(filepath.Join(state, "images"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := exec.Command("cp", "-a", filepath.Join(from, "images")+"/.", filepath.Join(state, "images")).CombinedOutput(); err != nil {
-		t.Fatalf("copy the testbed images: %v\n%s", err, out)
-	}
-	c.MustCLI(t, ownerToken, "agents", "claim", reg.ClaimCode)
-	c.MustCLI(t, c.AdminToken, "agents", "approve", itoa(reg.AgentID))
-	return reg.AgentID
+	return enrolWith(t, c, state, owner, ownerToken, name, func() {
+		if err := os.MkdirAll(filepath.Join(state, "images"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if out, err := exec.Command("cp", "-a", filepath.Join(from, "images")+"/.", filepath.Join(state, "images")).CombinedOutput(); err != nil {
+			t.Fatalf("copy the testbed images: %v\n%s", err, out)
+		}
+	})
 }
 
 func lastLine(s string) string {

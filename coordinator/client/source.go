@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sparegrid/sparegrid/coordinator/internal/deb822"
 	"github.com/sparegrid/sparegrid/shared/dep8"
 )
 
@@ -350,48 +351,6 @@ func readRegular(path string) ([]byte, error) {
 	return os.ReadFile(path)
 }
 
-// parseParagraph parses the first paragraph of a deb822 control file into
-// its fields, keyed by lower-case field name. Continuation lines are kept,
-// one per line, without their leading blank; comments are skipped.
-func parseParagraph(data []byte) (map[string]string, error) {
-	fields := map[string]string{}
-	last := ""
-	started := false
-	for n, line := range strings.Split(string(data), "\n") {
-		line = strings.TrimRight(line, " \t\r")
-		switch {
-		case strings.HasPrefix(line, "#"):
-			continue
-		case line == "":
-			if started {
-				return fields, nil
-			}
-			continue
-		case line[0] == ' ' || line[0] == '\t':
-			if last == "" {
-				return nil, fmt.Errorf("%w: line %d: continuation line outside a field", ErrBadControl, n+1)
-			}
-			fields[last] += "\n" + strings.TrimLeft(line, " \t")
-			continue
-		}
-		name, value, ok := strings.Cut(line, ":")
-		if !ok || name == "" || strings.ContainsAny(name, " \t") {
-			return nil, fmt.Errorf("%w: line %d: want \"Field: value\"", ErrBadControl, n+1)
-		}
-		key := strings.ToLower(name)
-		if _, dup := fields[key]; dup {
-			return nil, fmt.Errorf("%w: line %d: field %s repeated", ErrBadControl, n+1, name)
-		}
-		fields[key] = strings.TrimSpace(value)
-		last = key
-		started = true
-	}
-	if !started {
-		return nil, fmt.Errorf("%w: no fields", ErrBadControl)
-	}
-	return fields, nil
-}
-
 // checkSourceName reports whether name is a valid Debian source package
 // name, as dep8.ValidSource decides.
 func checkSourceName(name string) error {
@@ -509,36 +468,23 @@ func checkFlatName(name string) error {
 	return nil
 }
 
-const (
-	pgpSigned    = "-----BEGIN PGP SIGNED MESSAGE-----"
-	pgpSignature = "-----BEGIN PGP SIGNATURE-----"
-)
-
-// stripClearsign returns the signed text of an OpenPGP clear-signed message
-// (RFC 4880 section 7), or data itself when it is not armoured.
+// stripClearsign returns the signed text of an OpenPGP clear-signed
+// message without checking the signature, or data itself when it is not
+// armoured.
 func stripClearsign(data []byte) ([]byte, error) {
-	text := strings.ReplaceAll(string(data), "\r\n", "\n")
-	trimmed := strings.TrimLeft(text, " \t\n")
-	if !strings.HasPrefix(trimmed, pgpSigned) {
-		return []byte(text), nil
+	body, err := deb822.Unsign(data)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBadControl, err)
 	}
-	lines := strings.Split(trimmed, "\n")[1:]
-	// Armour headers ("Hash: SHA256") end at the first empty line.
-	for len(lines) > 0 && strings.TrimSpace(lines[0]) != "" {
-		lines = lines[1:]
+	return body, nil
+}
+
+// parseParagraph parses the first paragraph of deb822 text into fields
+// keyed by lower-case name (see deb822.Paragraph).
+func parseParagraph(data []byte) (map[string]string, error) {
+	fields, err := deb822.Paragraph(data)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBadControl, err)
 	}
-	if len(lines) == 0 {
-		return nil, fmt.Errorf("%w: OpenPGP armour without a message", ErrBadControl)
-	}
-	lines = lines[1:]
-	var out strings.Builder
-	for _, line := range lines {
-		if strings.TrimRight(line, " \t") == pgpSignature {
-			return []byte(out.String()), nil
-		}
-		line = strings.TrimPrefix(line, "- ")
-		out.WriteString(line)
-		out.WriteByte('\n')
-	}
-	return nil, fmt.Errorf("%w: OpenPGP signed message without a signature", ErrBadControl)
+	return fields, nil
 }
