@@ -106,6 +106,37 @@ func offer(imgs []image.Image, arch string, backends []string) (releases []strin
 	return releases, backend
 }
 
+// usedBackends returns the backends the agent runs some release on: for
+// each release, the most preferred of backends it has a usable image for.
+func usedBackends(imgs []image.Image, arch string, backends []string) []string {
+	best := map[string]int{}
+	for _, img := range imgs {
+		i := slices.Index(backends, img.Backend)
+		if img.Arch != arch || i < 0 {
+			continue
+		}
+		if format, _ := backendFormat(img.Backend); img.FormatName() != format {
+			continue
+		}
+		if cur, ok := best[img.Release]; !ok || i < cur {
+			best[img.Release] = i
+		}
+	}
+	var out []string
+	for _, i := range best {
+		if !slices.Contains(out, backends[i]) {
+			out = append(out, backends[i])
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// isolationRank orders isolations from none to machine.
+func isolationRank(i dep8.Isolation) int {
+	return slices.Index([]dep8.Isolation{dep8.IsolationNone, dep8.IsolationContainer, dep8.IsolationMachine}, i)
+}
+
 // CapabilityOptions are the agent's settings that DetectCapabilities
 // advertises, and the readers it measures the host with.
 type CapabilityOptions struct {
@@ -185,7 +216,8 @@ func DetectCapabilities(ctx context.Context, stateDir string, o CapabilityOption
 		AutopkgtestVersion: apt,
 		AgentVersion:       version.Version,
 	}
-	if err := describeTestbeds(&caps, hostFacts{labels: labels, noInternet: o.NoInternet, memoryMB: mem, freeDisk: free}); err != nil {
+	facts := hostFacts{labels: labels, noInternet: o.NoInternet, memoryMB: mem, freeDisk: free, also: usedBackends(imgs, arch, backends)}
+	if err := describeTestbeds(&caps, facts); err != nil {
 		return protocol.Capabilities{}, err
 	}
 	return caps, nil
@@ -194,6 +226,9 @@ func DetectCapabilities(ctx context.Context, stateDir string, o CapabilityOption
 // hostFacts is what the agent knows of its machine and its volunteer's
 // wishes, apart from the backend.
 type hostFacts struct {
+	// also are the backends some releases run on, besides caps.Backend:
+	// the capabilities advertised are those every one of them has.
+	also       []string
 	labels     []string
 	noInternet bool
 	memoryMB   int64
@@ -207,6 +242,16 @@ func describeTestbeds(caps *protocol.Capabilities, h hostFacts) error {
 	d, err := dep8.BackendDefaults(caps.Backend)
 	if err != nil {
 		return err
+	}
+	for _, b := range h.also {
+		o, err := dep8.BackendDefaults(b)
+		if err != nil {
+			return err
+		}
+		if isolationRank(o.Isolation) < isolationRank(d.Isolation) {
+			d.Isolation = o.Isolation
+		}
+		d.Root, d.RevertFullSystem, d.Reboot, d.Internet = d.Root && o.Root, d.RevertFullSystem && o.RevertFullSystem, d.Reboot && o.Reboot, d.Internet && o.Internet
 	}
 	caps.Isolation = string(d.Isolation)
 	caps.Root = d.Root

@@ -94,13 +94,20 @@ func TestOffer(t *testing.T) {
 		backends      []string
 		wantReleases  []string
 		wantBackend   string
+		// wantUsed are the backends some release runs on.
+		wantUsed []string
 	}{
-		{"default prefers overlay", []string{"bookworm"}, []string{"trixie"}, []string{"sid"}, DefaultBackends(), []string{"bookworm", "sid", "trixie"}, image.BackendOverlay},
-		{"default with xenlvm and unshare", []string{"bookworm"}, nil, []string{"trixie"}, DefaultBackends(), []string{"bookworm", "trixie"}, image.BackendXenLVM},
-		{"unshare only", []string{"bookworm"}, nil, nil, DefaultBackends(), []string{"bookworm"}, image.BackendUnshare},
-		{"xenlvm chosen leaves other releases out", []string{"bookworm"}, []string{"bookworm"}, []string{"trixie"}, []string{image.BackendXenLVM}, []string{"trixie"}, image.BackendXenLVM},
-		{"unshare preferred", []string{"bookworm"}, []string{"trixie"}, nil, []string{image.BackendUnshare, image.BackendOverlay}, []string{"bookworm", "trixie"}, image.BackendUnshare},
-		{"chosen backend has no images", []string{"bookworm"}, nil, nil, []string{image.BackendXenLVM}, nil, ""},
+		{"default prefers overlay", []string{"bookworm"}, []string{"trixie"}, []string{"sid"}, DefaultBackends(), []string{"bookworm", "sid", "trixie"}, image.BackendOverlay,
+			[]string{image.BackendOverlay, image.BackendUnshare, image.BackendXenLVM}},
+		{"default with xenlvm and unshare", []string{"bookworm"}, nil, []string{"trixie"}, DefaultBackends(), []string{"bookworm", "trixie"}, image.BackendXenLVM,
+			[]string{image.BackendUnshare, image.BackendXenLVM}},
+		{"unshare only", []string{"bookworm"}, nil, nil, DefaultBackends(), []string{"bookworm"}, image.BackendUnshare, []string{image.BackendUnshare}},
+		{"overlay wins where both exist", []string{"bookworm"}, []string{"bookworm"}, nil, DefaultBackends(), []string{"bookworm"}, image.BackendOverlay, []string{image.BackendOverlay}},
+		{"xenlvm chosen leaves other releases out", []string{"bookworm"}, []string{"bookworm"}, []string{"trixie"}, []string{image.BackendXenLVM}, []string{"trixie"}, image.BackendXenLVM,
+			[]string{image.BackendXenLVM}},
+		{"unshare preferred", []string{"bookworm"}, []string{"trixie"}, nil, []string{image.BackendUnshare, image.BackendOverlay}, []string{"bookworm", "trixie"}, image.BackendUnshare,
+			[]string{image.BackendOverlay, image.BackendUnshare}},
+		{"chosen backend has no images", []string{"bookworm"}, nil, nil, []string{image.BackendXenLVM}, nil, "", nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -112,6 +119,9 @@ func TestOffer(t *testing.T) {
 			releases, backend := offer(imgs, "amd64", tt.backends)
 			if diff := cmp.Diff(tt.wantReleases, releases); diff != "" || backend != tt.wantBackend {
 				t.Errorf("offer(%q) = %q, %q, want %q, %q", tt.backends, releases, backend, tt.wantReleases, tt.wantBackend)
+			}
+			if diff := cmp.Diff(tt.wantUsed, usedBackends(imgs, "amd64", tt.backends)); diff != "" {
+				t.Errorf("usedBackends(%q) mismatch (-want +got):\n%s", tt.backends, diff)
 			}
 			if releases, backend := offer(imgs, "arm64", tt.backends); releases != nil || backend != "" {
 				t.Errorf("offer(arm64, %q) = %q, %q, want nothing", tt.backends, releases, backend)
@@ -266,8 +276,28 @@ func TestDescribeTestbeds(t *testing.T) {
 			want:    protocol.Capabilities{Backend: image.BackendUnshare, Isolation: "none", Root: true, RevertFullSystem: true, Internet: true},
 		},
 		{
+			name:    "overlay, but one release only on unshare",
+			backend: image.BackendOverlay,
+			facts:   hostFacts{also: []string{image.BackendOverlay, image.BackendUnshare}, memoryMB: 2000},
+			want: protocol.Capabilities{Backend: image.BackendOverlay, Isolation: "none", Root: true, RevertFullSystem: true,
+				Internet: true, MemoryMB: 2000},
+		},
+		{
+			name:    "xenlvm and overlay",
+			backend: image.BackendXenLVM,
+			facts:   hostFacts{also: []string{image.BackendOverlay}},
+			want: protocol.Capabilities{Backend: image.BackendXenLVM, Isolation: "container", Root: true, RevertFullSystem: true,
+				Internet: true},
+		},
+		{
 			name:    "unknown backend",
 			backend: "bochs",
+			wantErr: dep8.ErrUnknownBackend,
+		},
+		{
+			name:    "unknown other backend",
+			backend: image.BackendOverlay,
+			facts:   hostFacts{also: []string{"bochs"}},
 			wantErr: dep8.ErrUnknownBackend,
 		},
 	}
