@@ -25,6 +25,10 @@
 //     is returned (joined with the others) after the rest of the round has
 //     run; the suite's InRelease validators are only kept once every
 //     component of the suite succeeded, so the next poll retries.
+//   - A Source keeps its Directory and, when it is testable, the files of
+//     its Checksums-Sha256 field, so that a caller can fetch the .dsc and
+//     what it lists (Watcher.Source gives them with the archive's URL);
+//     the watcher itself never downloads a source package.
 //   - State (validators and the last Snapshots) goes through a StateStore
 //     the caller supplies; the first Snapshot of a component with no earlier
 //     one is a baseline and yields no Changes unless Options.ReportInitial.

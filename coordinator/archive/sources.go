@@ -9,6 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/ulikunitz/xz"
@@ -29,6 +31,24 @@ type Source struct {
 	TestsuiteTriggers []string
 	// Architecture is the Architecture field split on white space.
 	Architecture []string
+	// Directory is where the source's files are, relative to the archive
+	// root ("pool/main/h/hello"); empty when the paragraph has none or it
+	// is not a relative path without ".." components.
+	Directory string
+	// Files are the files of the Checksums-Sha256 field, the .dsc among
+	// them, in field order, kept only for a Testable source: nothing else
+	// has tests to read, and the checksums would triple the memory and
+	// saved state of a snapshot. They are empty when the field is missing
+	// or any of its lines is malformed; the rest of the paragraph is kept.
+	Files []File
+}
+
+// File is one file of a source package as a Sources index lists it.
+type File struct {
+	// Name is a plain file name, without "/" or "..".
+	Name   string
+	Size   int64
+	SHA256 string // lowercase hex
 }
 
 // Testable reports whether autopkgtest can run tests for the source: its
@@ -99,7 +119,84 @@ func sourceFrom(p Paragraph) (Source, bool) {
 	if v, ok := p.Get("Architecture"); ok {
 		s.Architecture = strings.Fields(v)
 	}
+	if v, ok := p.Get("Directory"); ok && validDirectory(v) {
+		s.Directory = strings.Clone(v)
+	}
+	if v, ok := p.Get("Checksums-Sha256"); ok && s.Testable() {
+		s.Files, _ = parseChecksums(v)
+	}
 	return s, true
+}
+
+// parseChecksums reads a Checksums-Sha256 value: one "sha256 size name"
+// line per file. Any malformed line, or a name given twice, fails it.
+func parseChecksums(v string) ([]File, bool) {
+	var files []File
+	for line := range strings.SplitSeq(v, "\n") {
+		parts := strings.Fields(line)
+		if len(parts) == 0 {
+			continue
+		}
+		if len(parts) != 3 {
+			return nil, false
+		}
+		f, ok := parseFile(parts[2], parts[1], parts[0])
+		if !ok || slices.ContainsFunc(files, func(o File) bool { return o.Name == f.Name }) {
+			return nil, false
+		}
+		files = append(files, f)
+	}
+	return files, true
+}
+
+// parseFile checks one file's name, decimal size and sha256.
+func parseFile(name, size, sum string) (File, bool) {
+	n, err := strconv.ParseInt(size, 10, 64)
+	if err != nil || n < 0 || !validFileName(name) || !isSHA256Hex(sum) {
+		return File{}, false
+	}
+	// Clone, so that a snapshot does not keep the whole field alive.
+	return File{Name: strings.Clone(name), Size: n, SHA256: strings.Clone(sum)}, true
+}
+
+// validFileName accepts a plain file name: printable ASCII without white
+// space, "/", "\\" or "..".
+func validFileName(s string) bool {
+	if s == "" || len(s) > 255 || strings.Contains(s, "..") {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c <= ' ' || c >= 0x7f || c == '/' || c == '\\' {
+			return false
+		}
+	}
+	return true
+}
+
+// validDirectory accepts a relative path of plain names, none of them "."
+// or "..".
+func validDirectory(s string) bool {
+	if s == "" || len(s) > 1024 {
+		return false
+	}
+	for part := range strings.SplitSeq(s, "/") {
+		if part == "." || !validFileName(part) {
+			return false
+		}
+	}
+	return true
+}
+
+func isSHA256Hex(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !isDigit(c) && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 // validPackageName follows Debian Policy 5.6.1: lowercase letters, digits,

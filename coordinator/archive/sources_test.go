@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"slices"
 	"strings"
 	"testing"
 
@@ -34,9 +35,29 @@ func TestParseSourcesRealParagraphs(t *testing.T) {
 		Testsuite:         []string{"autopkgtest"},
 		TestsuiteTriggers: []string{"autoconf", "chrpath", "gcc", "libc-dev", "libssl-dev", "openssh-server", "zlib1g-dev"},
 		Architecture:      []string{"any"},
+		Directory:         "pool/main/libs/libssh2",
+		Files: []File{
+			{"libssh2_1.10.0-3.dsc", 2283, "a0fe68f402a2f44dd6bd2219457fb8677b2149a83e7b009e93ff0635de940766"},
+			{"libssh2_1.10.0.orig.tar.gz", 965044, "2d64e90f3ded394b91d3a2e774ca203a4179f69aebee03003e5a6fa621e41d51"},
+			{"libssh2_1.10.0.orig.tar.gz.asc", 488, "75702eaf490fa8c1e69b889c5c6366c2c3f3b089bc715f9f9be081c88f115f81"},
+			{"libssh2_1.10.0-3.debian.tar.xz", 8416, "c0bea31fe565273656349484d1000b557e489ee322834b40c4d7d33317a56940"},
+		},
 	}
 	if diff := cmp.Diff(want, ssh); diff != "" {
 		t.Errorf("libssh2 (-want +got):\n%s", diff)
+	}
+	// zlib has no tests, so its files are not kept.
+	zlib, _ := s.Source("zlib")
+	if zlib.Directory != "pool/main/z/zlib" || zlib.Files != nil {
+		t.Errorf("zlib Directory, Files = %q, %v, want pool/main/z/zlib and no files", zlib.Directory, zlib.Files)
+	}
+	for _, src := range s.Sources() {
+		if !src.Testable() {
+			continue
+		}
+		if src.Directory == "" || !slices.ContainsFunc(src.Files, func(f File) bool { return strings.HasSuffix(f.Name, ".dsc") }) {
+			t.Errorf("%s: Directory %q, Files %v, want a directory and a .dsc", src.Package, src.Directory, src.Files)
+		}
 	}
 	testable := map[string]bool{}
 	for _, src := range s.Sources() {
@@ -112,6 +133,55 @@ func TestParseSourcesRejectsBadParagraphs(t *testing.T) {
 	}
 }
 
+func TestParseSourcesFilesAndDirectory(t *testing.T) {
+	const (
+		sum  = "a0fe68f402a2f44dd6bd2219457fb8677b2149a83e7b009e93ff0635de940766"
+		dsc  = " " + sum + " 2283 hello_1.0-1.dsc"
+		head = "Package: hello\nVersion: 1.0-1\nTestsuite: autopkgtest\nBinary: hello\n"
+	)
+	good := []File{{"hello_1.0-1.dsc", 2283, sum}}
+	tests := []struct {
+		name      string
+		fields    string
+		wantDir   string
+		wantFiles []File
+	}{
+		{"both", "Directory: pool/main/h/hello\nChecksums-Sha256:\n" + dsc + "\n", "pool/main/h/hello", good},
+		{"neither", "", "", nil},
+		{"files on the first line too", "Checksums-Sha256: " + sum + " 2283 hello_1.0-1.dsc\n", "", good},
+		{"absolute directory", "Directory: /pool/main/h/hello\nChecksums-Sha256:\n" + dsc + "\n", "", good},
+		{"directory leaving the root", "Directory: pool/../../etc\n", "", nil},
+		{"directory with a dot component", "Directory: pool/./h\n", "", nil},
+		{"directory with an empty component", "Directory: pool//h\n", "", nil},
+		{"name with a slash", "Directory: pool/h\nChecksums-Sha256:\n " + sum + " 1 ../hello.dsc\n", "pool/h", nil},
+		{"name with dot dot", "Checksums-Sha256:\n " + sum + " 1 hello..dsc\n", "", nil},
+		{"short sha256", "Checksums-Sha256:\n " + sum[:63] + " 1 hello.dsc\n", "", nil},
+		{"upper-case sha256", "Checksums-Sha256:\n " + strings.ToUpper(sum) + " 1 hello.dsc\n", "", nil},
+		{"negative size", "Checksums-Sha256:\n " + sum + " -1 hello.dsc\n", "", nil},
+		{"missing name", "Checksums-Sha256:\n " + sum + " 1\n", "", nil},
+		{"one bad line of two", "Checksums-Sha256:\n" + dsc + "\n " + sum + " x hello.tar.xz\n", "", nil},
+		{"name twice", "Checksums-Sha256:\n" + dsc + "\n" + dsc + "\n", "", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sources, rejected, err := ParseSources(strings.NewReader(head+tt.fields), ParseLimits{})
+			if err != nil || rejected != 0 || len(sources) != 1 {
+				t.Fatalf("ParseSources = %v, %d rejected, %v, want one source", sources, rejected, err)
+			}
+			got := sources[0]
+			if got.Directory != tt.wantDir {
+				t.Errorf("Directory = %q, want %q", got.Directory, tt.wantDir)
+			}
+			if diff := cmp.Diff(tt.wantFiles, got.Files); diff != "" {
+				t.Errorf("Files (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff([]string{"hello"}, got.Binaries); diff != "" {
+				t.Errorf("Binaries, kept whatever Files is (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
 func TestDecompress(t *testing.T) {
 	text := readTestdata(t, "bookworm-main-Sources")
 	xzData := xzBytes(t, text)
@@ -169,6 +239,14 @@ func FuzzParseSources(f *testing.F) {
 			if _, err := ParseVersion(s.Version); err != nil || !validPackageName(s.Package) {
 				t.Errorf("accepted %q %q", s.Package, s.Version)
 			}
+			if s.Directory != "" && (strings.HasPrefix(s.Directory, "/") || slices.Contains(strings.Split(s.Directory, "/"), "..")) {
+				t.Errorf("accepted directory %q", s.Directory)
+			}
+			for _, f := range s.Files {
+				if strings.ContainsAny(f.Name, "/\\") || strings.Contains(f.Name, "..") || f.Size < 0 || len(f.SHA256) != 64 {
+					t.Errorf("accepted file %+v", f)
+				}
+			}
 			tr := snap.Triggered(s.Package)
 			if s.Testable() && !strings.Contains(strings.Join(tr, " ")+" ", s.Package+" ") {
 				t.Errorf("Triggered(%s) = %v, misses itself", s.Package, tr)
@@ -178,7 +256,8 @@ func FuzzParseSources(f *testing.F) {
 }
 
 func paragraphsForFuzz() string {
-	return "Package: a1\nVersion: 1\nBinary: x, y\nTestsuite: autopkgtest\nTestsuite-Triggers: z\n\n" +
+	return "Package: a1\nVersion: 1\nBinary: x, y\nTestsuite: autopkgtest\nTestsuite-Triggers: z\nDirectory: pool/main/a/a1\n" +
+		"Checksums-Sha256:\n 75296f5ef618ae2f1849e22b142a2b5ab52c452ebefa4e7b0564c44617db3790 1721 a1_1.dsc\n\n" +
 		"Package: b1\nVersion: 2\nBinary: z\n\nPackage: a1\nVersion: 0.5\nExtra-Source-Only: yes\n"
 }
 

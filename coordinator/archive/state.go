@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -41,6 +42,53 @@ type savedSource struct {
 	Testsuite []string `json:"t,omitempty"`
 	Triggers  []string `json:"tt,omitempty"`
 	Arch      []string `json:"a,omitempty"`
+	Directory string   `json:"d,omitempty"`
+	// Files are Checksums-Sha256 lines, "sha256 size name".
+	Files []string `json:"f,omitempty"`
+}
+
+func saveSource(s Source) savedSource {
+	ss := savedSource{
+		Package:   s.Package,
+		Version:   s.Version,
+		Binaries:  s.Binaries,
+		Testsuite: s.Testsuite,
+		Triggers:  s.TestsuiteTriggers,
+		Arch:      s.Architecture,
+		Directory: s.Directory,
+	}
+	for _, f := range s.Files {
+		ss.Files = append(ss.Files, f.SHA256+" "+strconv.FormatInt(f.Size, 10)+" "+f.Name)
+	}
+	return ss
+}
+
+// restoreSource checks a saved source as strictly as ParseSources would
+// have read it.
+func restoreSource(ss savedSource) (Source, error) {
+	if !validPackageName(ss.Package) {
+		return Source{}, fmt.Errorf("%w: bad source name %q", ErrState, ss.Package)
+	}
+	if _, err := ParseVersion(ss.Version); err != nil {
+		return Source{}, fmt.Errorf("%w: %w", ErrState, err)
+	}
+	if ss.Directory != "" && !validDirectory(ss.Directory) {
+		return Source{}, fmt.Errorf("%w: %s: bad directory %q", ErrState, ss.Package, ss.Directory)
+	}
+	files, ok := parseChecksums(strings.Join(ss.Files, "\n"))
+	if !ok {
+		return Source{}, fmt.Errorf("%w: %s: bad file list", ErrState, ss.Package)
+	}
+	return Source{
+		Package:           ss.Package,
+		Version:           ss.Version,
+		Binaries:          ss.Binaries,
+		Testsuite:         ss.Testsuite,
+		TestsuiteTriggers: ss.Triggers,
+		Architecture:      ss.Arch,
+		Directory:         ss.Directory,
+		Files:             files,
+	}, nil
 }
 
 // StateKey is the StateStore key under which a suite's state is saved.
@@ -77,7 +125,7 @@ func (w *Watcher) save(ctx context.Context, suite string) error {
 			Rejected:      snap.Rejected,
 		}
 		for _, s := range snap.Sources() {
-			ss.Sources = append(ss.Sources, savedSource{s.Package, s.Version, s.Binaries, s.Testsuite, s.TestsuiteTriggers, s.Architecture})
+			ss.Sources = append(ss.Sources, saveSource(s))
 		}
 		st.Components[comp] = ss
 	}
@@ -127,13 +175,11 @@ func (w *Watcher) Restore(ctx context.Context) error {
 			key := w.key(suite, comp)
 			sources := make([]Source, 0, len(ss.Sources))
 			for _, s := range ss.Sources {
-				if !validPackageName(s.Package) {
-					return fmt.Errorf("%w: bad source name %q", ErrState, s.Package)
+				src, err := restoreSource(s)
+				if err != nil {
+					return err
 				}
-				if _, err := ParseVersion(s.Version); err != nil {
-					return fmt.Errorf("%w: %w", ErrState, err)
-				}
-				sources = append(sources, Source{s.Package, s.Version, s.Binaries, s.Testsuite, s.Triggers, s.Arch})
+				sources = append(sources, src)
 			}
 			snap := NewSnapshot(key, sources)
 			snap.ReleaseDate = ss.ReleaseDate

@@ -118,6 +118,26 @@ func (w *Watcher) Snapshot(suite, component string) (Snapshot, bool) {
 	return s, ok
 }
 
+// Source returns the newest version of the source called name in any
+// configured component of suite, with the archive's configuration (whose
+// URL its Directory is relative to). A version held by two components
+// comes from the one listed first.
+func (w *Watcher) Source(suite, name string) (Source, Config, bool) {
+	w.mu.RLock()
+	defer w.mu.RUnlock()
+	var (
+		best  Source
+		found bool
+	)
+	for _, comp := range w.cfg.Components {
+		s, ok := w.snaps[w.key(suite, comp)].Source(name)
+		if ok && (!found || CompareVersions(s.Version, best.Version) > 0) {
+			best, found = s, true
+		}
+	}
+	return best, w.cfg, found
+}
+
 // Snapshots returns every latest snapshot, sorted by suite and component.
 func (w *Watcher) Snapshots() []Snapshot {
 	w.mu.RLock()

@@ -446,6 +446,9 @@ func TestRestoreResumesConditionalPolling(t *testing.T) {
 	if diff := cmp.Diff(s1.Sources(), s2.Sources()); diff != "" {
 		t.Errorf("restored sources (-want +got):\n%s", diff)
 	}
+	if src, _ := s2.Source("hello"); src.Directory != "pool/main/h/hello" || len(src.Files) != 4 {
+		t.Errorf("restored hello: Directory %q, Files %v, want its directory and 4 files", src.Directory, src.Files)
+	}
 	if got, want := s2.Triggered("zlib"), s1.Triggered("zlib"); !cmp.Equal(got, want) {
 		t.Errorf("restored Triggered(zlib) = %v, want %v", got, want)
 	}
@@ -468,6 +471,63 @@ func TestRestoreResumesConditionalPolling(t *testing.T) {
 	}
 }
 
+func TestRestoreStateWithoutFiles(t *testing.T) {
+	e := newEnv(t)
+	old := `{"version":1,"archive":"debian","suite":"bookworm","components":{"main":{"sources":[{"p":"hello","v":"2.10-3","t":["autopkgtest"]}]}}}`
+	store := &memStore{m: map[string][]byte{StateKey("debian", "bookworm"): gzBytes(t, old)}}
+	w := e.watcher(t, Options{Store: store})
+	if err := w.Restore(t.Context()); err != nil {
+		t.Fatalf("Restore = %v, want state without directories and files to load", err)
+	}
+	got, _, ok := w.Source("bookworm", "hello")
+	want := Source{Package: "hello", Version: "2.10-3", Testsuite: []string{"autopkgtest"}}
+	if diff := cmp.Diff(want, got); !ok || diff != "" {
+		t.Errorf("Source(bookworm, hello) = %v (-want +got):\n%s", ok, diff)
+	}
+}
+
+func TestWatcherSource(t *testing.T) {
+	e := newEnv(t)
+	w := e.watcher(t, Options{})
+	if _, err := w.Poll(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		suite, name string
+		wantVersion string
+		wantDir     string
+		wantFiles   int
+	}{
+		{"bookworm", "hello", "2.10-3", "pool/main/h/hello", 4},
+		{"bookworm", "dbab", "1.5.8-1", "pool/contrib/d/dbab", 3},
+		{"bookworm", "zlib", "1:1.2.13.dfsg-1", "pool/main/z/zlib", 0}, // not testable
+		{"bookworm", "no-such-source", "", "", 0},
+		{"trixie", "hello", "", "", 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.suite+"/"+tt.name, func(t *testing.T) {
+			src, cfg, ok := w.Source(tt.suite, tt.name)
+			if ok != (tt.wantVersion != "") || src.Version != tt.wantVersion || src.Directory != tt.wantDir || len(src.Files) != tt.wantFiles {
+				t.Errorf("Source(%s, %s) = %s %q, %d files, %v; want %q %q, %d files", tt.suite, tt.name,
+					src.Version, src.Directory, len(src.Files), ok, tt.wantVersion, tt.wantDir, tt.wantFiles)
+			}
+			if cfg.URL != e.cfg.URL {
+				t.Errorf("Source(%s, %s) config URL = %q, want %q", tt.suite, tt.name, cfg.URL, e.cfg.URL)
+			}
+		})
+	}
+
+	// A newer version in a later component wins.
+	contrib := readTestdata(t, "bookworm-contrib-Sources") + "\n" + paragraph(t, readTestdata(t, "trixie-main-updates"), "hello") + "\n"
+	e.republish(t, func(s *suiteSpec) { s.files["contrib/source/Sources.gz"] = gzBytes(t, contrib) })
+	if _, err := w.Poll(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if src, _, _ := w.Source("bookworm", "hello"); src.Version != "2.10-5" {
+		t.Errorf("Source(bookworm, hello) = %s, want 2.10-5 from contrib over 2.10-3 from main", src.Version)
+	}
+}
+
 func TestRestoreRefusesBadState(t *testing.T) {
 	tests := []struct {
 		name  string
@@ -478,6 +538,8 @@ func TestRestoreRefusesBadState(t *testing.T) {
 		{"other suite", gzBytes(t, `{"version":1,"archive":"debian","suite":"trixie"}`)},
 		{"bad version", gzBytes(t, `{"version":1,"archive":"debian","suite":"bookworm","components":{"main":{"sources":[{"p":"hello","v":"x y"}]}}}`)},
 		{"bad name", gzBytes(t, `{"version":1,"archive":"debian","suite":"bookworm","components":{"main":{"sources":[{"p":"Hello","v":"1"}]}}}`)},
+		{"bad directory", gzBytes(t, `{"version":1,"archive":"debian","suite":"bookworm","components":{"main":{"sources":[{"p":"hello","v":"1","d":"../etc"}]}}}`)},
+		{"bad file", gzBytes(t, `{"version":1,"archive":"debian","suite":"bookworm","components":{"main":{"sources":[{"p":"hello","v":"1","f":["abc 1 hello.dsc"]}]}}}`)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
