@@ -142,6 +142,16 @@ func TestRegression(t *testing.T) {
 		t.Fatalf("event request = %+v, want sgfoo-user on bookworm/amd64 with trigger sgfoo/2.0, not pending", q)
 	}
 	firstID := *q.Job
+	// The event's request for the archive package made the coordinator
+	// read its debian/tests/control from the archive, for routing.
+	cached := filepath.Join(c.DataDir, "tests-control", "sgfoo-user_1.0.json")
+	harness.WaitFor(t, "the tests control of sgfoo-user 1.0 read from the archive", time.Minute, func() (bool, string) {
+		data, err := os.ReadFile(cached)
+		if err != nil {
+			return false, err.Error()
+		}
+		return strings.Contains(string(data), `"uses-sgfoo"`), string(data)
+	})
 	apt := c.Show(t, itoa(firstID)).AptSources
 	wantBase := "deb [trusted=yes] " + baseURL + "/ bookworm main"
 	wantProposed := "deb [trusted=yes] " + proposedURL + "/ ./"

@@ -14,6 +14,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -29,6 +30,9 @@ import (
 // Defaults.
 const (
 	DefaultSweepEvery = 10 * time.Minute
+	// DefaultPrefetchTimeout bounds how long a decision waits to learn
+	// the tests of the packages it asks for.
+	DefaultPrefetchTimeout = 2 * time.Minute
 	// ConfirmPriority is the priority of a run that confirms a failure
 	// on another agent before it is declared a REGRESSION.
 	ConfirmPriority = 7
@@ -57,6 +61,12 @@ type Config struct {
 	// zero, never when negative).
 	SweepEvery  time.Duration
 	MaxAttempts int
+	// Prefetch, when set, is asked before a decision's requests are
+	// queued to read the tests of the packages they name in a release,
+	// so that intake can split them; it gets at most PrefetchTimeout
+	// (DefaultPrefetchTimeout when zero).
+	Prefetch        func(ctx context.Context, release string, pkgs []string)
+	PrefetchTimeout time.Duration
 	// Notify tells waiting agents that jobs were queued.
 	Notify func()
 	Now    func() time.Time
@@ -98,6 +108,9 @@ func New(cfg Config) *Dispatcher {
 	}
 	if cfg.Notify == nil {
 		cfg.Notify = func() {}
+	}
+	if cfg.PrefetchTimeout == 0 {
+		cfg.PrefetchTimeout = DefaultPrefetchTimeout
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -249,6 +262,7 @@ func (d *Dispatcher) decide(ctx context.Context, st sched.State) (Report, error)
 		return Report{}, err
 	}
 	rep := Report{At: st.Now, Requests: len(dec.Requests), OldestResult: dec.OldestResult, OldestResultAge: dec.OldestResultAge}
+	d.prefetch(ctx, dec.Requests)
 	versions := d.versions()
 	queued := map[string]bool{}
 	for _, q := range st.Queued {
@@ -303,6 +317,25 @@ func (d *Dispatcher) decide(ctx context.Context, st sched.State) (Report, error)
 	}
 	d.cfg.Log.Info("scheduled", attrs...)
 	return rep, nil
+}
+
+// prefetch asks Config.Prefetch for the tests of the packages reqs name,
+// release by release, within Config.PrefetchTimeout.
+func (d *Dispatcher) prefetch(ctx context.Context, reqs []sched.Request) {
+	if d.cfg.Prefetch == nil || len(reqs) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, d.cfg.PrefetchTimeout)
+	defer cancel()
+	byRelease := map[string][]string{}
+	for _, q := range reqs {
+		if !slices.Contains(byRelease[q.Release], q.Package) {
+			byRelease[q.Release] = append(byRelease[q.Release], q.Package)
+		}
+	}
+	for _, rel := range slices.Sorted(maps.Keys(byRelease)) {
+		d.cfg.Prefetch(ctx, rel, byRelease[rel])
+	}
 }
 
 // versions maps (source, suite) to the source's newest version in the

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -271,4 +272,24 @@ func TestConfirmQueuesRunOnAnotherAgent(t *testing.T) {
 	}
 	cancel()
 	<-stopped
+}
+
+func TestChangesPrefetchTestsBeforeQueueing(t *testing.T) {
+	g := newGrid(t, 1, library("libfoo", "2.0-1", "libfoo1"), testable("bar", "1", "libfoo1"), testable("baz", "1", "libfoo1"))
+	var asked []string
+	g.d.cfg.Prefetch = func(ctx context.Context, release string, pkgs []string) {
+		if _, ok := ctx.Deadline(); !ok {
+			t.Errorf("Prefetch(%s) has no deadline", release)
+		}
+		if n := len(g.queued()); n != 0 {
+			t.Errorf("Prefetch called with %d jobs already queued, want it before any", n)
+		}
+		asked = append(asked, release+":"+strings.Join(pkgs, ","))
+	}
+	if _, err := g.d.Changes(t.Context(), []archive.Change{{Archive: "debian", Suite: "bookworm", Source: "libfoo", NewVersion: "2.0-1"}}); err != nil {
+		t.Fatal(err)
+	}
+	if diff := gocmp.Diff([]string{"bookworm:bar,baz"}, asked); diff != "" {
+		t.Errorf("Prefetch calls mismatch (-want +got):\n%s", diff)
+	}
 }

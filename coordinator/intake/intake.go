@@ -99,6 +99,15 @@ type Request struct {
 	MaxAttempts int
 }
 
+// ArchiveTests tells the tests of packages from the watched archives.
+type ArchiveTests interface {
+	// Tests returns the tests of pkg at version (empty: the archive's
+	// newest) in release, and whether they are known. It must answer at
+	// once: when they are not known yet it may start finding out in the
+	// background, and the request is not split.
+	Tests(ctx context.Context, release, pkg, version string) (tests []dep8.TestStanza, known bool)
+}
+
 // Agent is an approved agent as routing sees it.
 type Agent struct {
 	// Caps are its capabilities with admin labels applied; Caps.ID is
@@ -139,7 +148,10 @@ type Config struct {
 	// ReleaseSources maps a release to apt source lines every job for it
 	// adds to the testbed (an archive the testbed image does not have).
 	ReleaseSources map[string][]string
-	Now            func() time.Time
+	// ArchiveTests tells the tests of packages from the archive, so that
+	// they are split like uploaded ones; nil means they are never known.
+	ArchiveTests ArchiveTests
+	Now          func() time.Time
 }
 
 // Intake turns requests into jobs.
@@ -178,6 +190,11 @@ func (in *Intake) Submit(ctx context.Context, r Request) (Outcome, error) {
 	agents, err := in.cfg.Agents(ctx)
 	if err != nil {
 		return Outcome{}, err
+	}
+	if r.Control == nil && r.Source == nil && len(r.Tests) == 0 && in.cfg.ArchiveTests != nil {
+		if tests, ok := in.cfg.ArchiveTests.Tests(ctx, r.Release, r.Package, r.Version); ok {
+			r.Control = tests
+		}
 	}
 	parts := split(r, agents)
 	rt := NewRouter(agents)

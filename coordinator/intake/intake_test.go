@@ -880,3 +880,53 @@ func TestSubmitAptSources(t *testing.T) {
 		})
 	}
 }
+
+// archiveTestsFunc is an ArchiveTests answering from a map keyed by
+// "release/package".
+type archiveTestsFunc map[string][]dep8.TestStanza
+
+func (m archiveTestsFunc) Tests(_ context.Context, release, pkg, _ string) ([]dep8.TestStanza, bool) {
+	t, ok := m[release+"/"+pkg]
+	return t, ok
+}
+
+func TestSubmitSplitsArchivePackages(t *testing.T) {
+	db := sqlite.NewTemp(t)
+	owner, err := db.CreateAccount(t.Context(), store.Account{Name: "vol", Role: store.RoleVolunteer})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ag, err := db.CreateAgent(t.Context(), store.Agent{Name: "box", OwnerID: owner.ID, PublicKey: []byte("k"), ClaimCode: "C",
+		State: store.AgentApproved, AutoApproved: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.SeenAgent(t.Context(), ag.ID, time.Now(), []byte(`{"arch":"amd64","releases":["bookworm"],"backend":"overlay"}`)); err != nil {
+		t.Fatal(err)
+	}
+	control, err := dep8.ParseTestsControl(strings.NewReader("Tests: smoke\nDepends: dash\n\nTests: boot\nRestrictions: isolation-machine\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := New(Config{Store: db, Agents: StoreAgents(db), ArchiveTests: archiveTestsFunc{"bookworm/linux": control}})
+	tests := []struct {
+		pkg       string
+		wantParts [][]string
+	}{
+		{"linux", [][]string{{"smoke"}, {"boot"}}},
+		{"hello", [][]string{nil}},
+	}
+	for _, tt := range tests {
+		out, err := in.Submit(t.Context(), Request{Package: tt.pkg, Release: "bookworm", Arch: "amd64"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got [][]string
+		for _, j := range out.Jobs {
+			got = append(got, j.Tests)
+		}
+		if diff := gocmp.Diff(tt.wantParts, got); diff != "" {
+			t.Errorf("Submit(%s) test selections mismatch (-want +got):\n%s", tt.pkg, diff)
+		}
+	}
+}

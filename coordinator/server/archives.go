@@ -173,3 +173,18 @@ func (a *archives) aptSources() map[string][]string {
 	}
 	return out
 }
+
+// source returns the newest version of the source called name in the
+// suite release of the watched archives, and the URL of its archive.
+func (a *archives) source(release, name string) (string, archive.Source, bool) {
+	var best archive.Source
+	var url string
+	found := false
+	for _, w := range a.watchers {
+		src, cfg, ok := w.Source(release, name)
+		if ok && (!found || archive.CompareVersions(src.Version, best.Version) > 0) {
+			best, url, found = src, cfg.URL, true
+		}
+	}
+	return url, best, found
+}

@@ -116,11 +116,13 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
-	in := intake.New(intake.Config{Store: db, Agents: intake.StoreAgents(db), Harness: pin, ReleaseSources: arch.aptSources()})
+	tests := newArchiveTests(o.DataDir, arch, o.Log.With("component", "tests-control"))
+	in := intake.New(intake.Config{Store: db, Agents: intake.StoreAgents(db), Harness: pin, ReleaseSources: arch.aptSources(),
+		ArchiveTests: tests})
 	disp := dispatch.New(dispatch.Config{
 		Store: db, Intake: in, Policy: policy(o.Config.Schedule), Snapshots: arch.snapshots,
 		Architectures: arch.architectures(), SweepEvery: sweepEvery(o.Config.Schedule, len(arch.watchers) > 0),
-		MaxAttempts: o.MaxAttempts, Notify: jobs.Notify, Log: o.Log.With("component", "scheduler"),
+		MaxAttempts: o.MaxAttempts, Notify: jobs.Notify, Prefetch: tests.Prefetch, Log: o.Log.With("component", "scheduler"),
 	})
 
 	gw := gateway.New(gateway.Config{
@@ -172,6 +174,7 @@ func Run(ctx context.Context, o Options) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	defer arch.run(ctx, disp)()
+	defer tests.run(ctx)()
 	defer cancel()
 	var dispDone sync.WaitGroup
 	dispDone.Go(func() { disp.Run(ctx) })
