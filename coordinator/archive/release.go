@@ -3,12 +3,15 @@ package archive
 import (
 	"bytes"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/sparegrid/sparegrid/coordinator/internal/deb822"
 )
 
 // FileHash is one entry of a Release file's SHA256 section.
@@ -128,45 +131,21 @@ func (r Release) MatchesSuite(suite string) bool {
 	return suite == r.Suite || suite == r.Codename
 }
 
-const (
-	clearsignBegin = "-----BEGIN PGP SIGNED MESSAGE-----"
-	signatureBegin = "-----BEGIN PGP SIGNATURE-----"
-)
-
 // isClearsigned reports whether msg starts like an OpenPGP cleartext
 // signed message.
-func isClearsigned(msg []byte) bool {
-	first, _, _ := bytes.Cut(msg, []byte("\n"))
-	return string(bytes.TrimRight(first, "\r \t")) == clearsignBegin
-}
+func isClearsigned(msg []byte) bool { return deb822.IsSigned(msg) }
 
 // clearsignedBody returns the text of a cleartext signed message without
 // checking its signature: the lines between the armor headers and the
-// signature, dash-unescaped. It refuses anything else.
+// signature, dash-unescaped. It refuses anything else, with ErrUnsigned
+// or ErrBadSignature.
 func clearsignedBody(msg []byte) ([]byte, error) {
-	if !isClearsigned(msg) {
+	body, err := deb822.Body(msg)
+	switch {
+	case errors.Is(err, deb822.ErrNotSigned):
 		return nil, fmt.Errorf("%w: not a cleartext signed message", ErrUnsigned)
+	case err != nil:
+		return nil, fmt.Errorf("%w: %w", ErrBadSignature, err)
 	}
-	lines := strings.Split(strings.ReplaceAll(string(msg), "\r\n", "\n"), "\n")
-	i := 1
-	for ; i < len(lines) && lines[i] != ""; i++ {
-		if !strings.HasPrefix(lines[i], "Hash:") {
-			return nil, fmt.Errorf("%w: unexpected armor header %q", ErrBadSignature, lines[i])
-		}
-	}
-	var body strings.Builder
-	for i++; i < len(lines); i++ {
-		if lines[i] == signatureBegin {
-			return []byte(body.String()), nil
-		}
-		if strings.HasPrefix(lines[i], "-") {
-			if !strings.HasPrefix(lines[i], "- ") {
-				return nil, fmt.Errorf("%w: unescaped dash line %q", ErrBadSignature, lines[i])
-			}
-			lines[i] = lines[i][2:]
-		}
-		body.WriteString(lines[i])
-		body.WriteByte('\n')
-	}
-	return nil, fmt.Errorf("%w: no signature block", ErrBadSignature)
+	return body, nil
 }

@@ -143,3 +143,9 @@ func FuzzClearsignedBody(f *testing.F) {
 		}
 	})
 }
+
+// The armour lines of a cleartext signed message, for building fixtures.
+const (
+	clearsignBegin = "-----BEGIN PGP SIGNED MESSAGE-----"
+	signatureBegin = "-----BEGIN PGP SIGNATURE-----"
+)
