@@ -51,8 +51,11 @@ type Config struct {
 	// Intake turns submissions and events into jobs; nil means one over
 	// Store and its agents, with no harness pin.
 	Intake *intake.Intake
-	Now    func() time.Time
-	Log    *slog.Logger
+	// Schedule reports what the coordinator's selection policy did last;
+	// nil means it runs none.
+	Schedule func() apiv1.Schedule
+	Now      func() time.Time
+	Log      *slog.Logger
 }
 
 // API serves HTTP.
@@ -113,6 +116,7 @@ func (a *API) routes() {
 	m.HandleFunc("GET /api/v1/blobs/{sha}", a.getBlob)
 	m.HandleFunc("GET /api/v1/results", a.results)
 	m.HandleFunc("GET /api/v1/verdicts", a.verdicts)
+	m.HandleFunc("GET /api/v1/schedule", a.schedule)
 	m.HandleFunc("POST /api/v1/blocklist", a.admin(a.addBlockRule))
 	m.HandleFunc("GET /api/v1/blocklist", a.listBlockRules)
 	m.HandleFunc("DELETE /api/v1/blocklist/{id}", a.admin(a.removeBlockRule))

@@ -74,3 +74,15 @@ func nonNil[T any](s []T) []T {
 	}
 	return s
 }
+
+// schedule answers with what the selection policy did last.
+func (a *API) schedule(w http.ResponseWriter, r *http.Request) {
+	a.public(func(w http.ResponseWriter, r *http.Request) error {
+		var s apiv1.Schedule
+		if a.cfg.Schedule != nil {
+			s = a.cfg.Schedule()
+		}
+		writeJSON(w, http.StatusOK, s)
+		return nil
+	})(w, r)
+}

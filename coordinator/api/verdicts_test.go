@@ -159,3 +159,12 @@ func TestVerdictsRefusals(t *testing.T) {
 		})
 	}
 }
+
+func TestScheduleWithoutPolicy(t *testing.T) {
+	f := newFixture(t)
+	var s apiv1.Schedule
+	code, _, body := f.do("GET", "/api/v1/schedule", "", nil, &s)
+	if code != 200 || s.Running || s.Last != nil || s.LastSweep != nil {
+		t.Errorf("GET /schedule = %d %s, want 200 and a coordinator running no policy", code, body)
+	}
+}

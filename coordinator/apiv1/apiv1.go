@@ -476,3 +476,39 @@ type EventPost struct {
 type EventList struct {
 	Events []Event `json:"events"`
 }
+
+// Schedule is the answer of GET /schedule: what the coordinator's own
+// scheduling did last.
+type Schedule struct {
+	// Running is false on a coordinator that runs no selection policy.
+	Running bool `json:"running"`
+	// SweepEverySeconds is how often the sweep runs; 0 when it does not.
+	SweepEverySeconds int64 `json:"sweep_every_seconds"`
+	// Last is the latest decision, LastSweep the latest sweep's; null
+	// before the first.
+	Last      *ScheduleDecision `json:"last"`
+	LastSweep *ScheduleDecision `json:"last_sweep"`
+}
+
+// ScheduleDecision is what one decision of the selection policy did.
+type ScheduleDecision struct {
+	At       time.Time `json:"at"`
+	Sweep    bool      `json:"sweep"`
+	Requests int       `json:"requests"`
+	Jobs     int       `json:"jobs"`
+	Reused   int       `json:"reused"`
+	Blocked  int       `json:"blocked"`
+	// OldestResult is the testable package whose latest result is the
+	// oldest (a sweep's decisions only), with LastResult null when it
+	// was never tested, and OldestResultAgeSeconds that result's age.
+	OldestResult           *ScheduleTarget `json:"oldest_result"`
+	OldestResultAgeSeconds int64           `json:"oldest_result_age_seconds"`
+}
+
+// ScheduleTarget is a package on a release and arch.
+type ScheduleTarget struct {
+	Package    string     `json:"package"`
+	Release    string     `json:"release"`
+	Arch       string     `json:"arch"`
+	LastResult *time.Time `json:"last_result"`
+}

@@ -248,6 +248,13 @@ func (c *Client) Verdicts(ctx context.Context, pkg, version string) (VerdictList
 	return resp, err
 }
 
+// Schedule returns what the coordinator's selection policy did last.
+func (c *Client) Schedule(ctx context.Context) (Schedule, error) {
+	var resp Schedule
+	err := c.doJSON(ctx, http.MethodGet, "/schedule", nil, nil, &resp)
+	return resp, err
+}
+
 // AddBlockRule adds a blocklist rule (admin only) and returns it as
 // stored.
 func (c *Client) AddBlockRule(ctx context.Context, req BlockRuleRequest) (BlockRule, error) {

@@ -16,6 +16,12 @@ type (
 	Agent = apiv1.Agent
 	// AgentCaps is what routing believes an agent can do.
 	AgentCaps = apiv1.AgentCaps
+	// Schedule is what the coordinator's selection policy did last.
+	Schedule = apiv1.Schedule
+	// ScheduleDecision is one decision of the selection policy.
+	ScheduleDecision = apiv1.ScheduleDecision
+	// ScheduleTarget is a package on a release and arch.
+	ScheduleTarget = apiv1.ScheduleTarget
 	// Capabilities is what an agent last advertised about itself.
 	Capabilities = apiv1.Capabilities
 	// Blob is a log or artifact a result uploaded.

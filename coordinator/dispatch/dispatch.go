@@ -79,13 +79,16 @@ type Dispatcher struct {
 	cfg     Config
 	mu      sync.Mutex // one decision at a time
 	confirm chan string
-	// last is the latest decision's report.
-	lastMu sync.Mutex
-	last   Report
+	// last is the latest decision's report, lastSweep the latest sweep's.
+	lastMu    sync.Mutex
+	last      Report
+	lastSweep Report
 }
 
-// Report is what the latest decision found, for logs and status pages.
+// Report is what a decision found, for logs and status pages.
 type Report struct {
+	// Sweep is set for the sweep's decisions.
+	Sweep           bool
 	At              time.Time
 	Requests        int
 	Jobs            int
@@ -128,6 +131,17 @@ func (d *Dispatcher) LastReport() Report {
 	return d.last
 }
 
+// LastSweep returns the latest sweep's report, which names the testable
+// package with the oldest result; the zero Report before the first.
+func (d *Dispatcher) LastSweep() Report {
+	d.lastMu.Lock()
+	defer d.lastMu.Unlock()
+	return d.lastSweep
+}
+
+// SweepEvery is how often the sweep runs; not positive means never.
+func (d *Dispatcher) SweepEvery() time.Duration { return d.cfg.SweepEvery }
+
 // Changes asks the policy about what the archive watchers saw change and
 // queues what it answers.
 func (d *Dispatcher) Changes(ctx context.Context, changes []archive.Change) (Report, error) {
@@ -155,7 +169,7 @@ func (d *Dispatcher) Changes(ctx context.Context, changes []archive.Change) (Rep
 	if len(st.Changes) == 0 {
 		return Report{At: st.Now}, nil
 	}
-	return d.decide(ctx, st)
+	return d.decide(ctx, st, false)
 }
 
 // Sweep asks the policy for the round-robin sweep over every testable
@@ -167,7 +181,7 @@ func (d *Dispatcher) Sweep(ctx context.Context) (Report, error) {
 	if err != nil {
 		return Report{}, err
 	}
-	return d.decide(ctx, st)
+	return d.decide(ctx, st, true)
 }
 
 // state builds what the policy decides on. The sweep part (testable
@@ -256,12 +270,13 @@ func (d *Dispatcher) onlineAgents(ctx context.Context, now time.Time) (int, erro
 }
 
 // decide asks the policy and queues its requests.
-func (d *Dispatcher) decide(ctx context.Context, st sched.State) (Report, error) {
+func (d *Dispatcher) decide(ctx context.Context, st sched.State, sweep bool) (Report, error) {
 	dec, err := d.cfg.Policy.Decide(ctx, st)
 	if err != nil {
 		return Report{}, err
 	}
-	rep := Report{At: st.Now, Requests: len(dec.Requests), OldestResult: dec.OldestResult, OldestResultAge: dec.OldestResultAge}
+	rep := Report{Sweep: sweep, At: st.Now, Requests: len(dec.Requests),
+		OldestResult: dec.OldestResult, OldestResultAge: dec.OldestResultAge}
 	d.prefetch(ctx, dec.Requests)
 	versions := d.versions()
 	queued := map[string]bool{}
@@ -309,6 +324,9 @@ func (d *Dispatcher) decide(ctx context.Context, st sched.State) (Report, error)
 	}
 	d.lastMu.Lock()
 	d.last = rep
+	if rep.Sweep {
+		d.lastSweep = rep
+	}
 	d.lastMu.Unlock()
 	attrs := []any{"requests", rep.Requests, "jobs", rep.Jobs, "reused", rep.Reused, "blocked", rep.Blocked}
 	if rep.OldestResult != nil {

@@ -293,3 +293,26 @@ func TestChangesPrefetchTestsBeforeQueueing(t *testing.T) {
 		t.Errorf("Prefetch calls mismatch (-want +got):\n%s", diff)
 	}
 }
+
+func TestReports(t *testing.T) {
+	g := newGrid(t, 1, library("libfoo", "2.0-1", "libfoo1"), testable("bar", "1", "libfoo1"))
+	if r := g.d.LastReport(); !r.At.IsZero() {
+		t.Errorf("LastReport before any decision = %+v, want zero", r)
+	}
+	if _, err := g.d.Sweep(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	sweep := g.d.LastSweep()
+	if !sweep.Sweep || sweep.OldestResult == nil || sweep.OldestResult.Package != "bar" || sweep.Jobs != 1 {
+		t.Errorf("LastSweep after a sweep = %+v, want the sweep of bar with one job", sweep)
+	}
+	if _, err := g.d.Changes(t.Context(), []archive.Change{{Archive: "debian", Suite: "bookworm", Source: "libfoo", NewVersion: "2.0-1"}}); err != nil {
+		t.Fatal(err)
+	}
+	if last := g.d.LastReport(); last.Sweep || last.Requests != 1 {
+		t.Errorf("LastReport after a change = %+v, want the change's one request", last)
+	}
+	if got := g.d.LastSweep(); got.At != sweep.At || got.Requests != sweep.Requests {
+		t.Errorf("LastSweep after a change = %+v, want the sweep's %+v", got, sweep)
+	}
+}

@@ -158,7 +158,7 @@ func Run(ctx context.Context, o Options) error {
 	}
 	hs := &http.Server{
 		Handler: api.New(api.Config{
-			Store: db, Blobs: bs, Jobs: jobs, MaxAttempts: o.MaxAttempts, Events: events, Intake: in,
+			Store: db, Blobs: bs, Jobs: jobs, MaxAttempts: o.MaxAttempts, Events: events, Intake: in, Schedule: scheduleStatus(disp),
 			Log: o.Log.With("component", "api"),
 		}),
 		ReadHeaderTimeout: 10 * time.Second,

@@ -46,6 +46,7 @@ type Server struct {
 	nextJob   int64
 	rules     []client.BlockRule
 	verdicts  map[string]client.VerdictList
+	schedule  client.Schedule
 	nextRule  int64
 	events    []client.Event
 	now       time.Time
@@ -253,6 +254,7 @@ func (s *Server) handler() http.Handler {
 	})
 	route("GET /api/v1/jobs/{id}", s.getJob)
 	route("GET /api/v1/verdicts", s.listVerdicts)
+	route("GET /api/v1/schedule", s.getSchedule)
 	route("POST /api/v1/blocklist", s.addBlockRule)
 	route("GET /api/v1/blocklist", s.listBlockRules)
 	route("DELETE /api/v1/blocklist/{id}", s.removeBlockRule)
@@ -675,6 +677,19 @@ func (s *Server) removeBlockRule(w http.ResponseWriter, r *http.Request) (any, i
 	s.rules = slices.Delete(s.rules, i, i+1)
 	w.WriteHeader(http.StatusNoContent)
 	return nil, 0, nil
+}
+
+// PutSchedule sets what the fake answers GET /api/v1/schedule with.
+func (s *Server) PutSchedule(sc client.Schedule) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.schedule = sc
+}
+
+func (s *Server) getSchedule(w http.ResponseWriter, r *http.Request) (any, int, *apiError) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.schedule, http.StatusOK, nil
 }
 
 // PutVerdicts sets the verdicts the fake answers with for l.Package; it

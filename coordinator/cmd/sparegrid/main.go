@@ -129,6 +129,7 @@ SPAREGRID_TOKEN_FILE or SPAREGRID_TOKEN (in that order).`,
 		a.verifyCommand(),
 		a.blocklistCommand(),
 		a.verdictsCommand(),
+		a.scheduleCommand(),
 		a.eventsCommand(),
 	)
 	return root

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -67,4 +68,65 @@ func verdictTable(w io.Writer, vs []client.Verdict) error {
 		row(tw, v.Status, v.Package, v.Version, strings.Join(v.Triggers, " "), v.Release+"/"+v.Arch, v.Reason)
 	}
 	return tw.Flush()
+}
+
+func (a *app) scheduleCommand() *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "schedule",
+		Short: "Show what the coordinator's selection policy did last, and the package waiting longest",
+		Long: `Show the coordinator's latest scheduling decision (after an archive
+change or a sweep) and its latest sweep: how many requests the policy made,
+how many became jobs, how many reused an earlier result or were blocked,
+and the testable package whose latest result is the oldest, with its age.
+That age is the grid's starvation measure: the sweep tests every package
+once before any twice.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := a.client(false)
+			if err != nil {
+				return err
+			}
+			s, err := c.Schedule(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return writeJSON(a.stdout, s)
+			}
+			if !s.Running {
+				fmt.Fprintln(a.stdout, "the coordinator runs no selection policy (serve --config with an [[archive]] starts it)")
+				return nil
+			}
+			now := a.now()
+			tw := newTable(a.stdout)
+			every := "off"
+			if s.SweepEverySeconds > 0 {
+				every = "every " + (time.Duration(s.SweepEverySeconds) * time.Second).String()
+			}
+			row(tw, "sweep", every)
+			for _, d := range []struct {
+				name string
+				d    *client.ScheduleDecision
+			}{{"last decision", s.Last}, {"last sweep", s.LastSweep}} {
+				if d.d == nil {
+					row(tw, d.name, "none yet")
+					continue
+				}
+				row(tw, d.name, fmt.Sprintf("%s: %d requests, %d jobs, %d reused, %d blocked",
+					stamp(now, &d.d.At), d.d.Requests, d.d.Jobs, d.d.Reused, d.d.Blocked))
+			}
+			if s.LastSweep != nil && s.LastSweep.OldestResult != nil {
+				o := s.LastSweep.OldestResult
+				age := "never tested"
+				if o.LastResult != nil {
+					age = "last result " + (time.Duration(s.LastSweep.OldestResultAgeSeconds) * time.Second).String() + " old"
+				}
+				row(tw, "oldest result", fmt.Sprintf("%s on %s/%s, %s", o.Package, o.Release, o.Arch, age))
+			}
+			return tw.Flush()
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the coordinator's answer as JSON")
+	return cmd
 }

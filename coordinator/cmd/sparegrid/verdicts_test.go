@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -78,5 +79,46 @@ func TestVerdictsUsage(t *testing.T) {
 				t.Errorf("sparegrid %v = %d, %q, %q; want 1 and %q", tt.args, r.code, r.stdout, r.stderr, tt.want)
 			}
 		})
+	}
+}
+
+func TestSchedule(t *testing.T) {
+	c := newCLI(t)
+	r := c.ok("schedule")
+	if r.stdout != "the coordinator runs no selection policy (serve --config with an [[archive]] starts it)\n" {
+		t.Errorf("schedule without a policy = %q", r.stdout)
+	}
+
+	old := testNow.Add(-72 * time.Hour)
+	sweep := &client.ScheduleDecision{At: testNow.Add(-2 * time.Minute), Sweep: true, Requests: 3, Jobs: 2, Reused: 0, Blocked: 1,
+		OldestResult: &client.ScheduleTarget{Package: "hello", Release: "trixie", Arch: "amd64", LastResult: &old}, OldestResultAgeSeconds: 72 * 3600}
+	change := &client.ScheduleDecision{At: testNow.Add(-time.Minute), Requests: 5, Jobs: 4, Reused: 1}
+	c.fake.PutSchedule(client.Schedule{Running: true, SweepEverySeconds: 600, Last: change, LastSweep: sweep})
+	r = c.ok("schedule")
+	for _, want := range []string{
+		"sweep          every 10m0s",
+		"last decision  2026-",
+		"5 requests, 4 jobs, 1 reused, 0 blocked",
+		"3 requests, 2 jobs, 0 reused, 1 blocked",
+		"oldest result  hello on trixie/amd64, last result 72h0m0s old",
+	} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("schedule output lacks %q:\n%s", want, r.stdout)
+		}
+	}
+
+	c.fake.PutSchedule(client.Schedule{Running: true, LastSweep: &client.ScheduleDecision{At: testNow,
+		OldestResult: &client.ScheduleTarget{Package: "new", Release: "sid", Arch: "arm64"}}})
+	r = c.ok("schedule")
+	for _, want := range []string{"sweep          off", "last decision  none yet", "new on sid/arm64, never tested"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("schedule output lacks %q:\n%s", want, r.stdout)
+		}
+	}
+
+	r = c.ok("schedule", "--json")
+	var got client.Schedule
+	if err := json.Unmarshal([]byte(r.stdout), &got); err != nil || !got.Running || got.LastSweep.OldestResult.Package != "new" {
+		t.Errorf("schedule --json = %q (%v)", r.stdout, err)
 	}
 }
