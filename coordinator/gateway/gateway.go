@@ -23,6 +23,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sparegrid/sparegrid/coordinator/auth"
@@ -83,6 +84,8 @@ const DemoLabel = "demo-auto-approved"
 // Gateway implements protocol.Handler.
 type Gateway struct {
 	cfg Config
+	// polling counts the Lease calls waiting for work.
+	polling atomic.Int64
 }
 
 var _ protocol.Handler = (*Gateway)(nil)
@@ -351,8 +354,15 @@ func (g *Gateway) Lease(ctx context.Context, token string, req protocol.LeaseReq
 	wait := min(max(req.Wait, 0), g.cfg.MaxLeaseWait)
 	deadline := time.NewTimer(wait)
 	defer deadline.Stop()
+	g.polling.Add(1)
+	defer g.polling.Add(-1)
 	for {
 		woken := g.cfg.Jobs.Wait()
+		// A caller that gave up while this call waited gets nothing, even
+		// when work arrived at the same moment (select would pick either).
+		if err := ctx.Err(); err != nil {
+			return protocol.LeaseReply{}, err
+		}
 		job, err := g.lease(ctx, a, caps)
 		if err != nil || job != nil {
 			return protocol.LeaseReply{Job: job}, err
@@ -414,7 +424,7 @@ func (g *Gateway) lease(ctx context.Context, a store.Agent, caps protocol.Capabi
 		if len(scoped) == 0 {
 			return false
 		}
-		r := blocklist.Decide(scoped, target(j, a), now).Blocked
+		r := blocklist.Decide(scoped, target(j, agentCaps), now).Blocked
 		if r != nil {
 			passed = append(passed, passedOver{job: j.ID, why: "blocked on this agent: " + blocklist.Explain(*r)})
 		}
@@ -447,7 +457,7 @@ func (g *Gateway) lease(ctx context.Context, a store.Agent, caps protocol.Capabi
 	if s := j.Source; s != nil {
 		pj.Source = &protocol.Source{SHA256: s.SHA256, Size: s.Size, Kind: s.Kind, Entry: s.Entry}
 	}
-	for _, sk := range blocklist.Decide(rules, target(*j, a), now).Skips {
+	for _, sk := range blocklist.Decide(rules, target(*j, agentCaps), now).Skips {
 		why := fmt.Sprintf("skipping test %s: %s", sk.Test, blocklist.Explain(sk.Rule))
 		g.cfg.Log.Info(fmt.Sprintf("job %d attempt %d: %s", j.ID, j.Attempt, why), "agent", a.ID)
 		pj.SkipTests = append(pj.SkipTests, sk.Test)
@@ -478,7 +488,10 @@ func scopedBlocks(rules []store.BlockRule) []store.BlockRule {
 
 // target is job j on agent a, with the labels the coordinator records for
 // a.
-func target(j store.Job, a store.Agent) blocklist.Target {
+// target is what blocklist rules match a job on an agent against: the
+// agent's labels are those routing sees (what it claims, with the admin's
+// labels applied), not the admin's label settings as written.
+func target(j store.Job, a dep8.AgentCaps) blocklist.Target {
 	return blocklist.Target{Package: j.Package, Version: j.Version, Release: j.Release, Arch: j.Arch, AgentID: a.ID, Labels: a.Labels}
 }
 

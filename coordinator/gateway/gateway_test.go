@@ -663,6 +663,14 @@ func TestAbandonedLeaseTakesNoJob(t *testing.T) {
 	if err == nil {
 		t.Fatalf("Lease on an empty queue returned before its caller gave up")
 	}
+	// The reset reaches the coordinator a packet later.
+	deadline := time.Now().Add(10 * time.Second)
+	for e.gw.polling.Load() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the abandoned Lease call still waits 10s after its caller gave up")
+		}
+		time.Sleep(time.Millisecond)
+	}
 	j := e.submit("hello")
 	e.gw.cfg.Jobs.Notify()
 

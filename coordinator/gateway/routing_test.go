@@ -72,3 +72,38 @@ func TestLeaseRoutesByNeeds(t *testing.T) {
 		})
 	}
 }
+
+// TestBlocklistLabelsAreWhatRoutingSees checks that label-scoped blocklist
+// rules match the labels routing sees: those the agent claims, with the
+// admin's labels applied, not the admin's settings as written.
+func TestBlocklistLabelsAreWhatRoutingSees(t *testing.T) {
+	claims := caps
+	claims.Labels = []string{"big", "gpu"}
+	tests := []struct {
+		name    string
+		admin   []string
+		rule    string
+		blocked bool
+	}{
+		{"claimed label", nil, "gpu", true},
+		{"label an admin added", []string{"slow-disk"}, "slow-disk", true},
+		{"claimed label an admin removed", []string{"-gpu"}, "gpu", false},
+		{"an admin setting is not a label", []string{"isolation=none"}, "isolation=none", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, 0)
+			c := e.dial()
+			_, tok := e.labelledAgent(c, "alice", tt.admin...)
+			e.blockRule(store.BlockRule{Package: "hello", Label: tt.rule})
+			e.submit("hello")
+			r, err := c.Lease(t.Context(), tok, protocol.LeaseRequest{Capabilities: claims})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := r.Job == nil; got != tt.blocked {
+				t.Errorf("job kept from the agent = %v, want %v", got, tt.blocked)
+			}
+		})
+	}
+}
