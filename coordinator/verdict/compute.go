@@ -125,6 +125,14 @@ func Compute(in Input) Output {
 		}
 		if b, ok := BaselineOf(baselineRuns[p], t.pkg, t.release, t.arch, splitSet(t.tests)...); ok {
 			j.baseline = &b
+		} else if t.tests != "" {
+			// No run of this selection alone: what the runs of every test
+			// said of these tests is its baseline.
+			names := splitSet(t.tests)
+			whole := platform{t.pkg, t.release, t.arch, ""}
+			if b, ok := BaselineOf(partOf(baselineRuns[whole], names), t.pkg, t.release, t.arch, names...); ok {
+				j.baseline = &b
+			}
 		}
 		v, retry := j.verdict()
 		out.Verdicts = append(out.Verdicts, v)
@@ -458,4 +466,36 @@ func compareTargets(a, b target) int {
 		strings.Compare(a.arch, b.arch),
 		strings.Compare(a.tests, b.tests),
 	)
+}
+
+// partOf returns runs of every test as runs of the test selection names:
+// only those tests' results, with the verdict they make (fail when one
+// failed, else pass when one passed or was flaky, else neutral). Runs with
+// no result for any of the names are left out.
+func partOf(runs []Run, names []string) []Run {
+	var out []Run
+	for _, r := range runs {
+		var tests []dep8.Test
+		for _, t := range r.Tests {
+			if slices.Contains(names, t.Name) {
+				tests = append(tests, t)
+			}
+		}
+		if len(tests) == 0 {
+			continue
+		}
+		v := dep8.VerdictNeutral
+		for _, t := range tests {
+			switch {
+			case t.Result == dep8.Fail:
+				v = dep8.VerdictFail
+			case (t.Result == dep8.Pass || t.Result == dep8.Flaky) && v != dep8.VerdictFail:
+				v = dep8.VerdictPass
+			}
+		}
+		part := r
+		part.Tests, part.TestNames, part.Verdict = tests, names, v
+		out = append(out, part)
+	}
+	return out
 }

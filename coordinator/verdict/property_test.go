@@ -82,7 +82,11 @@ func targetOf(v Verdict) target {
 // onlySelection keeps the runs and requests of in whose test selection is
 // tests (space separated).
 func onlySelection(in Input, tests string) Input {
-	in.Runs = slices.DeleteFunc(slices.Clone(in.Runs), func(r Run) bool { return joinTests(r.TestNames) != tests })
+	// Runs of every test without triggers stay: they are the baseline of
+	// a selection that has none of its own.
+	in.Runs = slices.DeleteFunc(slices.Clone(in.Runs), func(r Run) bool {
+		return joinTests(r.TestNames) != tests && !(len(r.TestNames) == 0 && len(r.Triggers) == 0)
+	})
 	in.Active = slices.DeleteFunc(slices.Clone(in.Active), func(q Request) bool { return joinTests(q.Tests) != tests })
 	in.Unroutable = slices.DeleteFunc(slices.Clone(in.Unroutable), func(u Unroutable) bool { return joinTests(u.Tests) != tests })
 	return in

@@ -906,3 +906,49 @@ func TestComputeOrdersSelectionsAfterArch(t *testing.T) {
 		t.Errorf("Compute() order mismatch (-want +got):\n%s", diff)
 	}
 }
+
+// TestComputePartJudgedAgainstWholeRuns checks that a test selection with
+// no baseline run of its own takes its baseline from what runs of every
+// test said of its tests.
+func TestComputePartJudgedAgainstWholeRuns(t *testing.T) {
+	whole := func(job int64, smoke, rb dep8.Result) Run {
+		r := run(job, 1, dep8.VerdictFail, 0)
+		if smoke != dep8.Fail && rb != dep8.Fail {
+			r.Verdict = dep8.VerdictPass
+		}
+		r.Tests = []dep8.Test{{Name: "smoke", Result: smoke}, {Name: reboot, Result: rb}}
+		return r
+	}
+	failed := only(run(2, 4, dep8.VerdictFail, 1, trig), reboot)
+	failed.Tests = []dep8.Test{{Name: reboot, Result: dep8.Fail}}
+	tests := []struct {
+		name       string
+		baseline   Run
+		wantStatus Status
+		wantResult dep8.Verdict
+	}{
+		{"part passed in the whole run", whole(1, dep8.Pass, dep8.Pass), Running, dep8.VerdictPass},
+		{"part passed, another test failed", whole(1, dep8.Fail, dep8.Pass), Running, dep8.VerdictPass},
+		{"part failed in the whole run", whole(1, dep8.Pass, dep8.Fail), AlwaysFail, dep8.VerdictFail},
+		{"part skipped in the whole run", whole(1, dep8.Pass, dep8.Skip), Running, dep8.VerdictNeutral},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out := Compute(Input{Runs: []Run{tt.baseline, failed}})
+			if len(out.Verdicts) != 1 {
+				t.Fatalf("Compute() = %+v, want one verdict", out.Verdicts)
+			}
+			v := out.Verdicts[0]
+			if v.Status != tt.wantStatus || v.Baseline == nil || v.Baseline.JobID != 1 || v.Baseline.Result != tt.wantResult {
+				t.Errorf("verdict = %s, baseline %+v; want %s on baseline job 1 (%s)", v.Status, v.Baseline, tt.wantStatus, tt.wantResult)
+			}
+		})
+	}
+	// A run of the selection alone is preferred over the whole runs.
+	own := only(run(3, 1, dep8.VerdictFail, 0), reboot)
+	own.Tests = []dep8.Test{{Name: reboot, Result: dep8.Fail}}
+	out := Compute(Input{Runs: []Run{whole(1, dep8.Pass, dep8.Pass), own, failed}})
+	if v := out.Verdicts[0]; v.Baseline == nil || v.Baseline.JobID != 3 || v.Status != AlwaysFail {
+		t.Errorf("verdict with the selection's own baseline = %s on %+v, want ALWAYSFAIL on job 3", v.Status, v.Baseline)
+	}
+}
