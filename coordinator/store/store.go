@@ -66,6 +66,10 @@ const DefaultListLimit = 100
 
 // Store is the coordinator's durable state.
 type Store interface {
+	HealthStore
+	CountStore
+	MailStore
+
 	// CreateAccount stores a new account and returns it with its ID and
 	// CreatedAt set. ErrInvalid when the name or role is invalid, ErrExists
 	// when the name is taken.

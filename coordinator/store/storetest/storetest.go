@@ -63,6 +63,9 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"LatestHarness", testLatestHarness},
 		{"TargetResults", testTargetResults},
 		{"PackageRunsReused", testPackageRunsReused},
+		{"Holds", testHolds}, {"Downtime", testDowntime}, {"AbortHeldJobs", testAbortHeldJobs},
+		{"JobCounts", testJobCounts}, {"AgentCounts", testAgentCounts},
+		{"MailOutbox", testMailOutbox}, {"MailDigest", testMailDigest},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {
