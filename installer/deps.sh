@@ -3,7 +3,7 @@
 # the host for autopkgtest's unshare backend. Idempotent; run as root.
 set -euo pipefail
 
-packages=(autopkgtest mmdebstrap uidmap dpkg-dev ca-certificates git gcc libc6-dev sudo shellcheck nftables iproute2 procps gpgv gnupg debian-archive-keyring)
+packages=(autopkgtest mmdebstrap uidmap dpkg-dev ca-certificates git gcc libc6-dev sudo shellcheck nftables iproute2 procps gpgv gnupg debian-archive-keyring exim4-daemon-light)
 
 missing=()
 for p in "${packages[@]}"; do
