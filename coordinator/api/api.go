@@ -54,8 +54,10 @@ type Config struct {
 	// Schedule reports what the coordinator's selection policy did last;
 	// nil means it runs none.
 	Schedule func() apiv1.Schedule
-	Now      func() time.Time
-	Log      *slog.Logger
+	// Metrics serves GET /metrics; nil answers 404 there.
+	Metrics http.Handler
+	Now     func() time.Time
+	Log     *slog.Logger
 }
 
 // API serves HTTP.
@@ -123,7 +125,14 @@ func (a *API) routes() {
 	m.HandleFunc("POST /api/v1/events", a.submitter(a.postEvent))
 	m.HandleFunc("GET /api/v1/events", a.listEvents)
 	m.HandleFunc("GET /api/v1/events/{id}", a.getEvent)
+	m.HandleFunc("POST /api/v1/grid/hold", a.admin(a.holdGrid))
+	m.HandleFunc("POST /api/v1/grid/resume", a.admin(a.resumeGrid))
+	m.HandleFunc("GET /api/v1/grid/holds", a.listHolds)
+	m.HandleFunc("GET /api/v1/downtime", a.downtime)
 	m.HandleFunc("GET /{$}", a.index)
+	if a.cfg.Metrics != nil {
+		m.Handle("GET /metrics", a.cfg.Metrics)
+	}
 }
 
 // ServeHTTP implements http.Handler.

@@ -512,3 +512,63 @@ type ScheduleTarget struct {
 	Arch       string     `json:"arch"`
 	LastResult *time.Time `json:"last_result"`
 }
+
+// Hold is one holder's hold on a scope: while a scope is held, the jobs it
+// covers stay queued.
+type Hold struct {
+	// Scope is "grid", "release:NAME", "arch:NAME" or "label:NAME".
+	Scope  string    `json:"scope"`
+	Reason string    `json:"reason"`
+	Since  time.Time `json:"since"`
+	// By is "check NAME" for a failing health check, or an admin's
+	// account name.
+	By string `json:"by"`
+}
+
+// HoldList is the answer of GET /grid/holds.
+type HoldList struct {
+	Holds []Hold `json:"holds"`
+}
+
+// HoldRequest is the body of POST /grid/hold; an empty scope means the
+// grid.
+type HoldRequest struct {
+	Scope  string `json:"scope,omitempty"`
+	Reason string `json:"reason"`
+}
+
+// ResumeRequest is the body of POST /grid/resume; an empty scope means
+// the grid. Resume lifts the admins' holds on the scope, not a failing
+// check's.
+type ResumeRequest struct {
+	Scope string `json:"scope,omitempty"`
+}
+
+// ResumeResponse is the answer of POST /grid/resume.
+type ResumeResponse struct {
+	// Lifted are the holds resume lifted.
+	Lifted []Hold `json:"lifted"`
+	// Remaining are the holds left on the scope, set by failing checks.
+	Remaining []Hold `json:"remaining"`
+}
+
+// DowntimeInterval is one stretch of time a health check failed.
+type DowntimeInterval struct {
+	Check string    `json:"check"`
+	Scope string    `json:"scope"`
+	Start time.Time `json:"start"`
+	// End is null while the check still fails.
+	End *time.Time `json:"end"`
+	// DurationSeconds is how long it lasted, up to the answer's time
+	// while it is open.
+	DurationSeconds int64 `json:"duration_seconds"`
+	// LastError is what the check's last failure said.
+	LastError string `json:"last_error"`
+}
+
+// DowntimeReport is the answer of GET /downtime.
+type DowntimeReport struct {
+	Since     time.Time          `json:"since"`
+	Now       time.Time          `json:"now"`
+	Intervals []DowntimeInterval `json:"intervals"`
+}

@@ -1,8 +1,8 @@
 // Package config owns the coordinator's configuration file: one TOML
 // document, decoded strictly (a key sparegrid does not know is an error,
 // not a silent typo), and checked as a whole before the coordinator starts:
-// archives to watch, event rules and the schedule, each validated by the
-// package that uses it.
+// archives to watch, event rules, the schedule, health checks and holds,
+// each validated by the package that uses it.
 //
 // It must not start anything: it only reads and checks. Command-line flags
 // stay the way to set listening addresses and the data directory.
@@ -19,7 +19,9 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"github.com/sparegrid/sparegrid/coordinator/archive"
+	"github.com/sparegrid/sparegrid/coordinator/health"
 	"github.com/sparegrid/sparegrid/coordinator/intake"
+	"github.com/sparegrid/sparegrid/coordinator/notify"
 	"github.com/sparegrid/sparegrid/coordinator/rules"
 )
 
@@ -40,6 +42,27 @@ type Config struct {
 	// Schedule configures the selection policy and result reuse
 	// ([schedule]).
 	Schedule Schedule `toml:"schedule"`
+	// Checks are the admins' health checks ([[check]] tables).
+	Checks []health.Check `toml:"check"`
+	// Hold configures what happens to jobs on hold ([hold]).
+	Hold Hold `toml:"hold"`
+	// Mail configures the outbox's SMTP server ([mail]); see notify.Config.
+	Mail notify.Config `toml:"mail"`
+}
+
+// Hold is the [hold] table.
+type Hold struct {
+	// MaxHold is how long a queued job may wait in a held scope before
+	// it is ended with verdict error (default 24h, at least 1h).
+	MaxHold time.Duration `toml:"max_hold"`
+}
+
+// check reports every problem with h.
+func (h Hold) check() []error {
+	if h.MaxHold != 0 && h.MaxHold < time.Hour {
+		return []error{fmt.Errorf("hold: max_hold %v is less than 1h", h.MaxHold)}
+	}
+	return nil
 }
 
 // Schedule is the [schedule] table.
@@ -138,6 +161,13 @@ func (c Config) Check() error {
 		errs = append(errs, err)
 	}
 	errs = append(errs, c.Schedule.check()...)
+	if err := health.CheckAll(c.Checks); err != nil {
+		errs = append(errs, err)
+	}
+	errs = append(errs, c.Hold.check()...)
+	if err := c.Mail.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("mail: %w", err))
+	}
 	if len(errs) > 0 {
 		return fmt.Errorf("%w: %w", ErrConfig, errors.Join(errs...))
 	}

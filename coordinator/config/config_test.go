@@ -50,6 +50,15 @@ func TestParse(t *testing.T) {
 		{name: "bad harness revision", doc: "[schedule]\nharness_revision = \"autopkgtest\"\n", wantErr: "harness_revision"},
 		{name: "unknown harness field", doc: "[schedule]\nharness_revision = \"kernel=6.1\"\n", wantErr: "unknown field"},
 		{name: "unknown schedule key", doc: "[schedule]\nsweep_evry = \"1h\"\n", wantErr: "schedule.sweep_evry"},
+		{name: "checks and hold", doc: "[[check]]\nname = \"mirror\"\nhttp = \"http://deb.example.org/debian/\"\nscope = \"release:trixie\"\ninterval = \"30s\"\ntimeout = \"5s\"\n" +
+			"[[check]]\nname = \"dns\"\ncommand = [\"/usr/bin/host\", \"deb.debian.org\"]\n[hold]\nmax_hold = \"12h\"\n"},
+		{name: "check with both probes", doc: "[[check]]\nname = \"x\"\nhttp = \"http://h/\"\ncommand = [\"/bin/true\"]\n", wantErr: "not both"},
+		{name: "check with a relative program", doc: "[[check]]\nname = \"x\"\ncommand = [\"true\"]\n", wantErr: "absolute path"},
+		{name: "check too often", doc: "[[check]]\nname = \"x\"\nhttp = \"http://h/\"\ninterval = \"1s\"\n", wantErr: "interval 1s"},
+		{name: "check with a bad scope", doc: "[[check]]\nname = \"x\"\nhttp = \"http://h/\"\nscope = \"everything\"\n", wantErr: `scope "everything"`},
+		{name: "same check twice", doc: "[[check]]\nname = \"x\"\nhttp = \"http://h/\"\n[[check]]\nname = \"x\"\nhttp = \"http://h/\"\n", wantErr: "used twice"},
+		{name: "unknown check key", doc: "[[check]]\nname = \"x\"\nurl = \"http://h/\"\n", wantErr: "check.url"},
+		{name: "max_hold too short", doc: "[hold]\nmax_hold = \"10m\"\n", wantErr: "max_hold"},
 		{name: "too large", doc: "# " + strings.Repeat("x", maxFile), wantErr: "larger than"},
 	}
 	for _, tt := range tests {

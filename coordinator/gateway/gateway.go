@@ -64,9 +64,33 @@ type Config struct {
 	// one that queued it again). It runs on the agent's call, after the
 	// result is stored: it must return quickly and must not fail the call.
 	OnDone func(store.Job)
-	Now    func() time.Time
-	Log    *slog.Logger
+	// Metrics, when set, is told what the gateway did; nil counts nothing.
+	Metrics Metrics
+	Now     func() time.Time
+	Log     *slog.Logger
 }
+
+// Metrics counts what the gateway does. Its methods are called on agents'
+// calls and must return quickly.
+type Metrics interface {
+	// Session counts an agent session accepted on a transport.
+	Session(transport string)
+	// Leased counts a job leased over a transport.
+	Leased(transport string)
+	// Result counts a stored result: verdict is the job's verdict when
+	// the result ended it, tmpfail when it queued the job again.
+	Result(verdict dep8.Verdict, transport string)
+	// Expired counts n leases that expired.
+	Expired(n int)
+}
+
+// noMetrics counts nothing.
+type noMetrics struct{}
+
+func (noMetrics) Session(string)              {}
+func (noMetrics) Leased(string)               {}
+func (noMetrics) Result(dep8.Verdict, string) {}
+func (noMetrics) Expired(int)                 {}
 
 // DefaultRetryElsewhere is Config.RetryElsewhere when it is zero.
 const DefaultRetryElsewhere = 10 * time.Minute
@@ -113,6 +137,9 @@ func New(cfg Config) *Gateway {
 	if cfg.Jobs == nil {
 		cfg.Jobs = queue.NewNotifier()
 	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = noMetrics{}
+	}
 	return &Gateway{cfg: cfg}
 }
 
@@ -156,6 +183,7 @@ func (g *Gateway) accept(ctx, actx context.Context, srv *protocol.Server, l tran
 			return fmt.Errorf("gateway: accept on %s: %w", l.Addr(), err)
 		}
 		g.cfg.Log.Debug("agent session", "remote", sess.RemoteAddr(), "transport", sess.Transport())
+		g.cfg.Metrics.Session(sess.Transport())
 		go srv.ServeSession(ctx, sess)
 	}
 }
@@ -176,6 +204,7 @@ func (g *Gateway) reapLeases(ctx context.Context) {
 		}
 		if len(ids) > 0 {
 			g.cfg.Log.Info("leases expired; jobs requeued", "jobs", ids)
+			g.cfg.Metrics.Expired(len(ids))
 			g.cfg.Jobs.Notify()
 		}
 	}
@@ -403,6 +432,10 @@ func (g *Gateway) lease(ctx context.Context, a store.Agent, caps protocol.Capabi
 	if err != nil {
 		return nil, err
 	}
+	holds, err := g.cfg.Store.Holds(ctx)
+	if err != nil {
+		return nil, err
+	}
 	p := store.LeaseParams{
 		AgentID:        a.ID,
 		Arch:           caps.Arch,
@@ -417,6 +450,10 @@ func (g *Gateway) lease(ctx context.Context, a store.Agent, caps protocol.Capabi
 	scoped := scopedBlocks(rules)
 	agentCaps := intake.WithAdminLabels(caps.AgentCaps(a.ID), a.Labels)
 	p.Exclude = func(j store.Job) bool {
+		if h := store.HeldBy(holds, j.Release, j.Arch, agentCaps.Labels); h != nil {
+			passed = append(passed, passedOver{job: j.ID, why: fmt.Sprintf("%s is on hold by %s: %s", h.Scope, h.By, h.Reason)})
+			return true
+		}
 		if ok, why := j.Needs.Capable(agentCaps, j.Arch); !ok {
 			passed = append(passed, passedOver{job: j.ID, why: "cannot run it: " + why})
 			return true
@@ -438,6 +475,8 @@ func (g *Gateway) lease(ctx context.Context, a store.Agent, caps protocol.Capabi
 		return nil, err
 	}
 	g.cfg.Log.Info("job leased", "job", j.ID, "attempt", j.Attempt, "agent", a.ID, "package", j.Package)
+	si, _ := protocol.SessionFromContext(ctx)
+	g.cfg.Metrics.Leased(si.Transport)
 	pj := &protocol.Job{
 		ID:                j.ID,
 		Attempt:           j.Attempt,
@@ -650,7 +689,10 @@ func (g *Gateway) Result(ctx context.Context, token string, req protocol.ResultR
 	}
 	g.cfg.Log.Info("result stored", "job", done.ID, "attempt", req.Attempt, "agent", a.ID, "verdict", tr.Verdict, "job_state", done.State)
 	if done.State == store.JobQueued {
+		g.cfg.Metrics.Result(dep8.VerdictTmpfail, si.Transport)
 		g.cfg.Jobs.Notify()
+	} else {
+		g.cfg.Metrics.Result(done.Verdict, si.Transport)
 	}
 	if done.State == store.JobDone && g.cfg.OnDone != nil {
 		g.cfg.OnDone(done)

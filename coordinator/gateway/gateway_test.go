@@ -69,6 +69,12 @@ type env struct {
 
 func newEnv(t *testing.T, maxBlob int64) *env {
 	t.Helper()
+	return newEnvMetrics(t, maxBlob, nil)
+}
+
+// newEnvMetrics is newEnv with a gateway that reports to m.
+func newEnvMetrics(t *testing.T, maxBlob int64, m Metrics) *env {
+	t.Helper()
 	ctx := t.Context()
 	dir := t.TempDir()
 	db, err := sqlite.Open(ctx, filepath.Join(dir, "test.db"))
@@ -92,6 +98,7 @@ func newEnv(t *testing.T, maxBlob int64) *env {
 		Challenges: auth.NewChallenges(time.Minute, clk.Now),
 		LeaseTTL:   time.Minute,
 		MaxBlob:    maxBlob,
+		Metrics:    m,
 		Now:        clk.Now,
 		Log:        slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})

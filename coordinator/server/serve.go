@@ -21,7 +21,9 @@ import (
 	"github.com/sparegrid/sparegrid/coordinator/config"
 	"github.com/sparegrid/sparegrid/coordinator/dispatch"
 	"github.com/sparegrid/sparegrid/coordinator/gateway"
+	"github.com/sparegrid/sparegrid/coordinator/health"
 	"github.com/sparegrid/sparegrid/coordinator/intake"
+	"github.com/sparegrid/sparegrid/coordinator/metrics"
 	"github.com/sparegrid/sparegrid/coordinator/queue"
 	"github.com/sparegrid/sparegrid/coordinator/rules"
 	"github.com/sparegrid/sparegrid/coordinator/sched"
@@ -125,6 +127,7 @@ func Run(ctx context.Context, o Options) error {
 		MaxAttempts: o.MaxAttempts, Notify: jobs.Notify, Prefetch: tests.Prefetch, Log: o.Log.With("component", "scheduler"),
 	})
 
+	mets := metrics.New(metrics.Config{Source: db, Log: o.Log.With("component", "metrics")})
 	gw := gateway.New(gateway.Config{
 		Store:          db,
 		Blobs:          bs,
@@ -135,6 +138,7 @@ func Run(ctx context.Context, o Options) error {
 		RetryElsewhere: o.RetryElsewhere,
 		Demo:           o.Demo,
 		OnDone:         disp.Done,
+		Metrics:        mets,
 		Log:            o.Log.With("component", "gateway"),
 	})
 	ql, tl, err := listenAgents(o.AgentsAddr, tlsConf)
@@ -159,7 +163,7 @@ func Run(ctx context.Context, o Options) error {
 	hs := &http.Server{
 		Handler: api.New(api.Config{
 			Store: db, Blobs: bs, Jobs: jobs, MaxAttempts: o.MaxAttempts, Events: events, Intake: in, Schedule: scheduleStatus(disp),
-			Log: o.Log.With("component", "api"),
+			Metrics: mets.Handler(), Log: o.Log.With("component", "api"),
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
@@ -179,6 +183,16 @@ func Run(ctx context.Context, o Options) error {
 	var dispDone sync.WaitGroup
 	dispDone.Go(func() { disp.Run(ctx) })
 	defer dispDone.Wait()
+	defer cancel()
+	checks := health.New(health.Config{Store: db, Checks: o.Config.Checks, MaxHold: o.Config.Hold.MaxHold,
+		OnResume: jobs.Notify, Log: o.Log.With("component", "health")})
+	var checksDone sync.WaitGroup
+	checksDone.Go(func() {
+		if err := checks.Run(ctx); err != nil && ctx.Err() == nil {
+			o.Log.Error("health checks stopped", "err", err)
+		}
+	})
+	defer checksDone.Wait()
 	defer cancel()
 	errc := make(chan error, 2)
 	go func() { errc <- gw.Serve(ctx, ql, tl) }()

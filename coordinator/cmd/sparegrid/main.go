@@ -131,6 +131,8 @@ SPAREGRID_TOKEN_FILE or SPAREGRID_TOKEN (in that order).`,
 		a.verdictsCommand(),
 		a.scheduleCommand(),
 		a.eventsCommand(),
+		a.gridCommand(),
+		a.downtimeCommand(),
 	)
 	return root
 }
