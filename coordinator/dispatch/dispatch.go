@@ -67,6 +67,9 @@ type Config struct {
 	// (DefaultPrefetchTimeout when zero).
 	Prefetch        func(ctx context.Context, release string, pkgs []string)
 	PrefetchTimeout time.Duration
+	// OnJudged, when set, is given every judgement of a package's
+	// verdicts after a job of it ended (to mail the changes).
+	OnJudged func(ctx context.Context, pkg string, out verdict.Output)
 	// Notify tells waiting agents that jobs were queued.
 	Notify func()
 	Now    func() time.Time
@@ -396,6 +399,9 @@ func (d *Dispatcher) Confirm(ctx context.Context, pkg string) ([]store.Job, erro
 	out, err := intake.Judge(ctx, d.cfg.Store, rt, pkg)
 	if err != nil {
 		return nil, err
+	}
+	if d.cfg.OnJudged != nil {
+		d.cfg.OnJudged(ctx, pkg, out)
 	}
 	var jobs []store.Job
 	for _, rr := range out.Retries {

@@ -27,6 +27,8 @@ import (
 	"github.com/sparegrid/sparegrid/coordinator/queue"
 	"github.com/sparegrid/sparegrid/coordinator/rules"
 	"github.com/sparegrid/sparegrid/coordinator/sched"
+	"github.com/sparegrid/sparegrid/coordinator/store"
+	"github.com/sparegrid/sparegrid/coordinator/verdict"
 	"github.com/sparegrid/sparegrid/coordinator/store/sqlite"
 	"github.com/sparegrid/sparegrid/shared/tlsutil"
 	"github.com/sparegrid/sparegrid/shared/transport"
@@ -121,10 +123,20 @@ func Run(ctx context.Context, o Options) error {
 	tests := newArchiveTests(o.DataDir, arch, o.Log.With("component", "tests-control"))
 	in := intake.New(intake.Config{Store: db, Agents: intake.StoreAgents(db), Harness: pin, ReleaseSources: arch.aptSources(),
 		ArchiveTests: tests})
+	// Mail is queued only when a mail server is configured.
+	var mail *mailer
+	onJudged := func(context.Context, string, verdict.Output) {}
+	onEnded := func(store.Job) {}
+	if o.Config.Mail.Enabled() {
+		mail = newMailer(db, bs, o.Config.Mail.BaseURL, o.Log.With("component", "mail"))
+		onJudged = mail.Judged
+		onEnded = func(j store.Job) { mail.JobEnded(ctx, j) }
+	}
 	disp := dispatch.New(dispatch.Config{
 		Store: db, Intake: in, Policy: policy(o.Config.Schedule), Snapshots: arch.snapshots,
 		Architectures: arch.architectures(), SweepEvery: sweepEvery(o.Config.Schedule, len(arch.watchers) > 0),
-		MaxAttempts: o.MaxAttempts, Notify: jobs.Notify, Prefetch: tests.Prefetch, Log: o.Log.With("component", "scheduler"),
+		MaxAttempts: o.MaxAttempts, Notify: jobs.Notify, Prefetch: tests.Prefetch, OnJudged: onJudged,
+		Log: o.Log.With("component", "scheduler"),
 	})
 
 	mets := metrics.New(metrics.Config{Source: db, Log: o.Log.With("component", "metrics")})
@@ -137,7 +149,7 @@ func Run(ctx context.Context, o Options) error {
 		LeaseTTL:       o.LeaseTTL,
 		RetryElsewhere: o.RetryElsewhere,
 		Demo:           o.Demo,
-		OnDone:         disp.Done,
+		OnDone:         func(j store.Job) { disp.Done(j); onEnded(j) },
 		Metrics:        mets,
 		Log:            o.Log.With("component", "gateway"),
 	})
@@ -180,6 +192,14 @@ func Run(ctx context.Context, o Options) error {
 	defer arch.run(ctx, disp)()
 	defer tests.run(ctx)()
 	defer cancel()
+	if mail != nil {
+		wait, err := startSender(ctx, db, o.Config.Mail, o.Log.With("component", "mail"))
+		if err != nil {
+			return fmt.Errorf("server: mail password: %w", err)
+		}
+		defer wait()
+		defer cancel()
+	}
 	var dispDone sync.WaitGroup
 	dispDone.Go(func() { disp.Run(ctx) })
 	defer dispDone.Wait()
