@@ -28,8 +28,8 @@ import (
 	"github.com/sparegrid/sparegrid/coordinator/rules"
 	"github.com/sparegrid/sparegrid/coordinator/sched"
 	"github.com/sparegrid/sparegrid/coordinator/store"
-	"github.com/sparegrid/sparegrid/coordinator/verdict"
 	"github.com/sparegrid/sparegrid/coordinator/store/sqlite"
+	"github.com/sparegrid/sparegrid/coordinator/verdict"
 	"github.com/sparegrid/sparegrid/shared/tlsutil"
 	"github.com/sparegrid/sparegrid/shared/transport"
 )
