@@ -57,20 +57,7 @@ func (db *DB) AccountByName(ctx context.Context, name string) (store.Account, er
 
 // ListAccounts implements store.Store.
 func (db *DB) ListAccounts(ctx context.Context) ([]store.Account, error) {
-	rows, err := db.r.QueryContext(ctx, `SELECT `+accountCols+` FROM accounts ORDER BY id`)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []store.Account
-	for rows.Next() {
-		a, err := scanAccount(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, a)
-	}
-	return out, rows.Err()
+	return queryAll(ctx, db.r, scanAccount, `SELECT `+accountCols+` FROM accounts ORDER BY id`)
 }
 
 // AddAPIToken implements store.Store.

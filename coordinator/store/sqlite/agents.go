@@ -114,20 +114,7 @@ func (db *DB) Agent(ctx context.Context, id int64) (store.Agent, error) {
 
 // ListAgents implements store.Store.
 func (db *DB) ListAgents(ctx context.Context) ([]store.Agent, error) {
-	rows, err := db.r.QueryContext(ctx, agentSelect+` ORDER BY a.id`)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []store.Agent
-	for rows.Next() {
-		a, err := scanAgent(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, a)
-	}
-	return out, rows.Err()
+	return queryAll(ctx, db.r, scanAgent, agentSelect+` ORDER BY a.id`)
 }
 
 // ClaimAgent implements store.Store.

@@ -70,20 +70,7 @@ func (db *DB) BlockRules(ctx context.Context, now time.Time, all bool) ([]store.
 		q += ` WHERE expires_at IS NULL OR expires_at > ?`
 		args = append(args, nanos(db.clock(now)))
 	}
-	rows, err := db.r.QueryContext(ctx, q+` ORDER BY id`, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []store.BlockRule
-	for rows.Next() {
-		r, err := scanBlockRule(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, r)
-	}
-	return out, rows.Err()
+	return queryAll(ctx, db.r, scanBlockRule, q+` ORDER BY id`, args...)
 }
 
 // RemoveBlockRule implements store.Store.

@@ -120,18 +120,5 @@ func (db *DB) ListEvents(ctx context.Context, limit int) ([]store.Event, error) 
 	if limit <= 0 {
 		limit = store.DefaultEventLimit
 	}
-	rows, err := db.r.QueryContext(ctx, eventSelect+` ORDER BY id DESC LIMIT ?`, limit)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []store.Event
-	for rows.Next() {
-		e, err := scanEvent(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, e)
-	}
-	return out, rows.Err()
+	return queryAll(ctx, db.r, scanEvent, eventSelect+` ORDER BY id DESC LIMIT ?`, limit)
 }

@@ -146,20 +146,7 @@ func (db *DB) CloseDowntime(ctx context.Context, check string, at time.Time) (st
 
 // Downtime implements store.HealthStore.
 func (db *DB) Downtime(ctx context.Context, since time.Time) ([]store.DowntimeInterval, error) {
-	rows, err := db.r.QueryContext(ctx, downtimeSelect+` WHERE ended IS NULL OR ended > ? ORDER BY started, id`, nanos(since))
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []store.DowntimeInterval
-	for rows.Next() {
-		d, err := scanDowntime(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, d)
-	}
-	return out, rows.Err()
+	return queryAll(ctx, db.r, scanDowntime, downtimeSelect+` WHERE ended IS NULL OR ended > ? ORDER BY started, id`, nanos(since))
 }
 
 // AbortHeldJobs implements store.HealthStore.

@@ -276,20 +276,7 @@ func (db *DB) ListJobs(ctx context.Context, f store.JobFilter) ([]store.Job, err
 	}
 	q += " ORDER BY id DESC LIMIT ?"
 	args = append(args, limit)
-	rows, err := db.r.QueryContext(ctx, q, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []store.Job
-	for rows.Next() {
-		j, err := scanJob(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, j)
-	}
-	return out, rows.Err()
+	return queryAll(ctx, db.r, scanJob, q, args...)
 }
 
 // LeaseJob implements store.Store.
