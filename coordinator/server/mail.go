@@ -28,7 +28,8 @@ type mailer struct {
 	log   *slog.Logger
 
 	mu sync.Mutex
-	// last is each target's latest status, so that only a change mails.
+	// last is each target's latest settled status, so that only a
+	// change mails.
 	last map[string]verdict.Status
 }
 
@@ -69,9 +70,14 @@ func (m *mailer) Judged(ctx context.Context, pkg string, out verdict.Output) {
 			continue
 		}
 		key := strings.Join([]string{v.Package, v.Version, strings.Join(v.Triggers, " "), v.Release, v.Arch, strings.Join(v.Tests, " ")}, "\x00")
+		// Only settled statuses are remembered: a REGRESSION that goes
+		// RUNNING while it is rerun and then PASS is a fix.
 		m.mu.Lock()
 		prev := m.last[key]
-		m.last[key] = v.Status
+		switch v.Status {
+		case verdict.Pass, verdict.Regression, verdict.AlwaysFail, verdict.Neutral:
+			m.last[key] = v.Status
+		}
 		m.mu.Unlock()
 		if _, ok := notify.VerdictChange(prev, v.Status); !ok {
 			continue

@@ -57,6 +57,7 @@ func TestMailerQueuesVerdictChanges(t *testing.T) {
 		{verdict.Running, 0},
 		{verdict.Regression, 1},
 		{verdict.Regression, 1},
+		{verdict.Running, 1},
 		{verdict.Pass, 2},
 		{verdict.Pass, 2},
 	}
